@@ -1,0 +1,1 @@
+"""Spaces: tested companion code for the articles of 科学空间 (kexue.fm)."""
