@@ -27,3 +27,63 @@ def device(request) -> torch.device:
 def generator(device) -> torch.Generator:
     """A seeded generator on the test's device."""
     return torch.Generator(device=device).manual_seed(1234)
+
+
+# --------------------------------------------------------------------------------------------------
+# Site tests (test_site.py, test_browser.py): the whole site is built ONCE per test session.
+
+import functools  # noqa: E402
+import http.server  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The site, built once, strictly, into a temporary folder; returns that folder.
+
+    Uses ``scripts/build.py`` (which executes stale snippets, then runs ``mkdocs build --strict``)
+    when it exists, else plain ``mkdocs build --strict``. A failed build fails every site test with
+    the build's output; the full log is written beside the folder (``<folder>.log``).
+    """
+    site = tmp_path_factory.mktemp("site")
+    if (REPO_ROOT / "scripts" / "build.py").exists():
+        cmd = [sys.executable, "scripts/build.py", "--site-dir", str(site)]
+    else:
+        cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - start
+    (site.parent / f"{site.name}.log").write_text(
+        f"$ {' '.join(cmd)}\n# exit {proc.returncode} after {seconds:.1f}s\n{proc.stdout}\n{proc.stderr}",
+        encoding="utf-8")
+    if proc.returncode != 0:
+        pytest.fail(f"site build failed ({' '.join(cmd)}, exit {proc.returncode}):\n"
+                    f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}", pytrace=False)
+    return site
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_server(built_site) -> str:
+    """Base URL (``http://127.0.0.1:PORT/``) of a local HTTP server over the built site."""
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

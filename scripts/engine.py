@@ -1,0 +1,978 @@
+"""The execution engine: find the snippets, run the stale ones, cache what they printed and drew.
+
+Used by the MkDocs hook ``scripts/hooks/snippets.py`` (so that ``mkdocs build`` / ``mkdocs serve``
+never publish stale output) and, through it, by ``scripts/build.py``. Nothing here imports torch,
+NumPy or matplotlib: the parent process only hashes files, so a warm build costs next to nothing.
+
+Cache (``.cache/snippets/<slug>/<name>.json``, one JSON file per snippet, written atomically):
+the key is the SHA-256 of
+
+- the snippet's source,
+- every repository file the snippet imported (transitively, e.g. ``spaces_code/*.py``) or opened for
+  reading, and the listing of every repository directory it listed, as recorded at run time,
+- the Python / torch / NumPy versions, the device and the runner's own source.
+
+A warm build recomputes the key from the recorded dependencies and compares: a change in
+``spaces_code/foo.py`` re-runs exactly the snippets that imported it. Figures are stored
+content-addressed in ``.cache/snippet-figures/<sha256>.svg`` before the entry that names them, so a
+build killed at any moment leaves either the old entry or the new one, never half of one.
+Failures are never cached.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import html
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.spaces.engine")
+
+SCHEMA = 1
+DEFAULT_TIMEOUT = 300.0
+OUTPUT_HEAD = 48 * 1024  # bytes of output kept from the start ...
+OUTPUT_TAIL = 16 * 1024  # ... and from the end, when a snippet prints more than both together
+TIMING_MARK = re.compile(r"^\s*#\s*spaces:\s*timing-dependent\b", re.IGNORECASE)
+TIMING_SCAN_LINES = 10
+RUNNER = Path(__file__).resolve().parent / "run_snippet.py"
+
+# A fenced block whose body is exactly one pymdownx.snippets include of a whole snippets/**/*.py file.
+FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
+INCLUDE_LINE = re.compile(r"""^[ \t]*-+8<-+[ \t]+(["'])(?P<path>snippets/[^"':\n]+?\.py)\1[ \t]*$""")
+FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+
+
+class EngineError(Exception):
+    """One or more snippets failed or timed out; the message names each one."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Options
+
+
+@dataclasses.dataclass
+class Options:
+    """How to execute; ``scripts/build.py`` passes its flags to the hook as ``SPACES_*`` variables."""
+
+    jobs: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    device: str = "auto"  # cpu, cuda or auto (cuda when torch sees one)
+    timeout: float = DEFAULT_TIMEOUT  # seconds per snippet; the process group is killed after it
+    keep_going: bool = False  # run every snippet and report all failures, instead of stopping early
+    serve: bool = False  # mkdocs serve: show a failure on its page instead of failing the build
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "Options":
+        opts = cls()
+        if environ.get("SPACES_JOBS"):
+            opts.jobs = max(1, int(environ["SPACES_JOBS"]))
+        if environ.get("SPACES_DEVICE"):
+            opts.device = environ["SPACES_DEVICE"].lower()
+        if environ.get("SPACES_TIMEOUT"):
+            opts.timeout = float(environ["SPACES_TIMEOUT"])
+        opts.keep_going = environ.get("SPACES_KEEP_GOING", "") not in ("", "0", "false")
+        opts.serve = environ.get("SPACES_SERVE", "") not in ("", "0", "false")
+        if opts.device not in ("auto", "cpu", "cuda"):
+            raise EngineError(f"SPACES_DEVICE={opts.device!r}: use cpu, cuda or auto")
+        return opts
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "SPACES_JOBS": str(self.jobs),
+            "SPACES_DEVICE": self.device,
+            "SPACES_TIMEOUT": str(self.timeout),
+            "SPACES_KEEP_GOING": "1" if self.keep_going else "0",
+            "SPACES_SERVE": "1" if self.serve else "0",
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Discovery
+
+
+@dataclasses.dataclass
+class Include:
+    """A fenced block of a page whose body includes one snippet; ``close`` is its closing line index."""
+
+    snippet: str  # "snippets/<slug>/<name>.py"
+    open: int  # 0-based index of the opening fence line
+    close: int  # 0-based index of the closing fence line
+    indent: str
+
+
+def find_includes(markdown: str) -> list[Include]:
+    """Every fenced block whose body is exactly one ``--8<-- "snippets/....py"`` line."""
+    lines = markdown.split("\n")
+    found = []
+    i = 0
+    while i < len(lines):
+        m = FENCE_OPEN.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence = m.group("fence")
+        j = i + 1
+        while j < len(lines):
+            stripped = lines[j].strip()
+            if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+                break
+            j += 1
+        if j >= len(lines):  # unclosed: runs to the end of the document
+            break
+        body = [line for line in lines[i + 1:j] if line.strip()]
+        if len(body) == 1:
+            inc = INCLUDE_LINE.match(body[0])
+            if inc:
+                found.append(Include(inc.group("path"), i, j, m.group("indent")))
+        i = j + 1
+    return found
+
+
+def front_matter(markdown: str) -> dict:
+    m = FRONT_MATTER.match(markdown)
+    if not m:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.load(m.group("yaml"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return {}  # the site's validation reports malformed front matter, not the engine
+    return data if isinstance(data, dict) else {}
+
+
+def is_timing_dependent(source: str) -> bool:
+    return any(TIMING_MARK.match(line) for line in source.splitlines()[:TIMING_SCAN_LINES])
+
+
+@dataclasses.dataclass
+class Snippet:
+    rel: str  # "snippets/<slug>/<name>.py", always with forward slashes
+    path: Path
+    source: str
+    sha256: str
+    timing_dependent: bool
+    pages: list[str] = dataclasses.field(default_factory=list)  # docs-relative pages including it
+
+    @property
+    def article(self) -> str:
+        parts = self.rel.split("/")
+        return parts[1] if len(parts) > 2 else ""
+
+    @property
+    def name(self) -> str:
+        return self.rel.rsplit("/", 1)[-1][:-3]
+
+
+@dataclasses.dataclass
+class Post:
+    src_uri: str
+    title: str
+    slug: str
+    source_url: str | None
+    includes: list[Include]
+
+
+def discover(root: Path, pages: dict[str, Path]) -> tuple[dict[str, Snippet], dict[str, Post]]:
+    """Snippets (every ``snippets/**/*.py`` not starting with ``_``, plus every included one) and the
+    pages that include them. ``pages`` maps a docs-relative ``.md`` path to its file."""
+    posts: dict[str, Post] = {}
+    wanted: dict[str, list[str]] = {}
+    for src_uri, path in sorted(pages.items()):
+        text = path.read_text(encoding="utf-8")
+        includes = find_includes(text) if "8<" in text else []
+        meta = front_matter(text) if text.startswith("---") else {}
+        slug = str(meta.get("slug") or Path(src_uri).stem)
+        posts[src_uri] = Post(src_uri, str(meta.get("title") or slug), slug, meta.get("source"), includes)
+        for inc in includes:
+            wanted.setdefault(inc.snippet, []).append(src_uri)
+    snippet_dir = root / "snippets"
+    rels = set(wanted)
+    if snippet_dir.is_dir():
+        for path in snippet_dir.rglob("*.py"):
+            rel = path.relative_to(root).as_posix()
+            if not any(part.startswith(("_", ".")) for part in rel.split("/")[1:]):
+                rels.add(rel)
+    snippets = {}
+    for rel in sorted(rels):
+        path = root / rel
+        if not path.is_file():
+            continue  # pymdownx.snippets (check_paths) reports the missing include
+        data = path.read_bytes()
+        source = data.decode("utf-8", errors="replace")
+        snippets[rel] = Snippet(rel, path, source, hashlib.sha256(data).hexdigest(),
+                                is_timing_dependent(source), list(dict.fromkeys(wanted.get(rel, []))))
+    return snippets, posts
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment and cache
+
+
+_ENV_MEMO: dict[tuple, dict] = {}
+
+
+def resolve_device(requested: str, root: Path) -> str:
+    """``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``, without importing torch here.
+
+    No NVIDIA device node means CPU at once; otherwise a child process asks torch once, and the
+    answer is kept in ``.cache/device-probe.json`` (keyed by torch version, driver and
+    ``CUDA_VISIBLE_DEVICES``).
+    """
+    if requested == "cpu":
+        return "cpu"
+    nodes = [p for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version") if os.path.exists(p)]
+    if not nodes and requested == "auto":
+        return "cpu"
+    try:
+        driver = Path("/proc/driver/nvidia/version").read_text()
+    except OSError:
+        driver = ""
+    probe_key = hashlib.sha256(json.dumps(
+        [sys.executable, _version_of("torch"), driver, os.environ.get("CUDA_VISIBLE_DEVICES")]).encode()).hexdigest()
+    probe_file = root / ".cache" / "device-probe.json"
+    available = None
+    try:
+        data = json.loads(probe_file.read_text())
+        if data.get("key") == probe_key:
+            available = bool(data["cuda"])
+    except (OSError, ValueError, KeyError):
+        pass
+    if available is None:
+        proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                              capture_output=True, text=True, timeout=300)
+        available = proc.stdout.strip() == "True"
+        atomic_write(probe_file, json.dumps({"key": probe_key, "cuda": available}).encode())
+    if requested == "cuda" and not available:
+        raise EngineError("--device cuda was requested but torch.cuda.is_available() is False here")
+    return "cuda" if available else "cpu"
+
+
+def _version_of(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: str) -> dict:
+    """What besides the sources decides a snippet's output: part of every cache key."""
+    memo_key = (sys.executable, device, RUNNER.stat().st_mtime_ns)
+    if memo_key not in _ENV_MEMO:
+        _ENV_MEMO[memo_key] = {
+            "schema": SCHEMA,
+            "python": platform.python_version(),
+            "torch": _version_of("torch"),
+            "numpy": _version_of("numpy"),
+            "device": device,
+            "runner": hashlib.sha256(RUNNER.read_bytes()).hexdigest()[:16],
+        }
+    return _ENV_MEMO[memo_key]
+
+
+class Hasher:
+    """SHA-256 of repository files and directory listings, each computed once per build."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.memo: dict[tuple[str, str], str] = {}
+
+    def __call__(self, kind: str, rel: str) -> str:
+        key = (kind, rel)
+        if key not in self.memo:
+            path = self.root / rel
+            try:
+                if kind == "file":
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                else:
+                    digest = hashlib.sha256("\n".join(sorted(os.listdir(path))).encode()).hexdigest()
+            except OSError:
+                digest = "missing"
+            self.memo[key] = digest
+        return self.memo[key]
+
+
+def cache_key(snippet_sha: str, deps: list[list[str]], env: dict) -> str:
+    blob = json.dumps({"snippet": snippet_sha, "deps": sorted(deps), "env": env}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, then rename over ``path``: readers see old or new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+class Cache:
+    def __init__(self, root: Path):
+        self.root = root
+        self.entries = root / ".cache" / "snippets"
+        self.figures = root / ".cache" / "snippet-figures"
+
+    def entry_path(self, rel: str) -> Path:
+        return self.entries / (rel.split("/", 1)[1][:-3] + ".json")
+
+    def load(self, rel: str) -> dict | None:
+        try:
+            entry = json.loads(self.entry_path(rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing or unreadable: the snippet simply runs again
+        return entry if isinstance(entry, dict) and entry.get("schema") == SCHEMA else None
+
+    def figure_path(self, sha: str) -> Path:
+        return self.figures / f"{sha}.svg"
+
+    def store(self, entry: dict, figures: list[bytes]) -> dict:
+        shas = []
+        for data in figures:
+            sha = hashlib.sha256(data).hexdigest()
+            path = self.figure_path(sha)
+            if not path.exists():
+                atomic_write(path, data)
+            shas.append(sha)
+        entry = dict(entry, figures=shas)
+        atomic_write(self.entry_path(entry["snippet"]),
+                     json.dumps(entry, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
+        return entry
+
+    def is_fresh(self, entry: dict | None, snippet: Snippet, env: dict, hasher: Hasher) -> bool:
+        if not entry:
+            return False
+        deps = [[kind, rel, hasher(kind, rel)] for kind, rel, _ in entry.get("deps", [])]
+        if entry.get("key") != cache_key(snippet.sha256, deps, env):
+            return False
+        return all(self.figure_path(sha).is_file() for sha in entry.get("figures", []))
+
+    def prune(self, keep_snippets: set[str]) -> None:
+        """Drop entries of snippets that no longer exist and figures no entry names."""
+        if not self.entries.is_dir():
+            return
+        referenced = set()
+        for path in self.entries.rglob("*.json"):
+            rel = "snippets/" + path.relative_to(self.entries).as_posix()[:-5] + ".py"
+            if rel not in keep_snippets:
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                referenced.update(json.loads(path.read_text(encoding="utf-8")).get("figures", []))
+            except (OSError, ValueError):
+                pass
+        if self.figures.is_dir():
+            for path in self.figures.glob("*.svg"):
+                if path.stem not in referenced and time.time() - path.stat().st_mtime > 3600:
+                    path.unlink(missing_ok=True)  # an hour's grace for a build running beside us
+
+
+# --------------------------------------------------------------------------------------------------
+# Execution
+
+
+@dataclasses.dataclass
+class Record:
+    """What this build knows about one snippet."""
+
+    snippet: Snippet
+    status: str  # ok, failed, timeout
+    cached: bool
+    entry: dict | None = None  # the cache entry (status ok)
+    error: dict | None = None  # type, message, line (status failed / timeout)
+    output: str = ""  # output of a failed run, for its message
+    seconds: float | None = None
+    peak_memory_mb: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def describe_failure(self) -> str:
+        snip = self.snippet
+        line = (self.error or {}).get("line")
+        where = f"{snip.rel}:{line}" if line else snip.rel
+        pages = ", ".join(f"docs/{p}" for p in snip.pages) or "not included by any page"
+        if self.status == "timeout":
+            head = f"{where}: timed out (killed after {self.error['message']})"
+        else:
+            head = f"{where}: {self.error['type']}: {self.error['message']}"
+        text = f"Snippet failed: {head}\n  article: {snip.article or '-'} ({pages})"
+        tail = self.output.rstrip().splitlines()[-25:]
+        if tail:
+            text += "\n  output (last lines):\n" + "\n".join("    | " + line for line in tail)
+        return text
+
+
+class _Capture(threading.Thread):
+    """Reads a child's combined stdout/stderr, keeping its head and tail and counting the rest."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.head = bytearray()
+        self.tail: deque[bytes] = deque()
+        self.tail_len = 0
+        self.total = 0
+
+    def run(self):
+        while True:
+            chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536)
+            if not chunk:
+                break
+            self.total += len(chunk)
+            room = OUTPUT_HEAD - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail.append(chunk)
+                self.tail_len += len(chunk)
+                while self.tail_len - len(self.tail[0]) >= OUTPUT_TAIL:
+                    self.tail_len -= len(self.tail.popleft())
+
+    def parts(self) -> tuple[bytes, bytes, bool]:
+        """(head, tail, truncated); without truncation everything is in head."""
+        tail = b"".join(self.tail)
+        if len(self.head) + len(tail) == self.total and len(tail) <= OUTPUT_TAIL:
+            return bytes(self.head) + tail, b"", False
+        return bytes(self.head), tail[-OUTPUT_TAIL:], True
+
+
+def _decode(data: bytes, replacements: list[tuple[str, str]]) -> str:
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
+
+
+def child_env(root: Path, device: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+        SPACES_DEVICE=device,
+        MPLBACKEND="Agg",
+        PYTHONHASHSEED="0",
+        PYTHONUNBUFFERED="1",  # stdout and stderr interleave in the order they were written
+        PYTHONDONTWRITEBYTECODE="1",  # a snippet run writes nothing into the repository
+        PYTHONIOENCODING="utf-8",
+        # One thread per snippet: parallelism comes from --jobs, and results do not depend on it.
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        CUBLAS_WORKSPACE_CONFIG=":4096:8",
+    )
+    env.setdefault("KERAS_BACKEND", "torch")
+    for name in ("SPACES_JOBS", "SPACES_TIMEOUT", "SPACES_KEEP_GOING", "SPACES_SERVE"):
+        env.pop(name, None)
+    return env
+
+
+class Executor:
+    """Runs snippets in parallel subprocesses; can kill every running one at once."""
+
+    def __init__(self, root: Path, device: str, options: Options):
+        self.root = root
+        self.device = device
+        self.options = options
+        self.env = child_env(root, device)
+        self.lock = threading.Lock()
+        self.running: dict[int, subprocess.Popen] = {}
+        self.aborted = threading.Event()
+
+    def kill_all(self) -> None:
+        self.aborted.set()
+        with self.lock:
+            procs = list(self.running.values())
+        for proc in procs:
+            _kill_group(proc)
+
+    def run(self, snippet: Snippet) -> Record | None:
+        """Execute one snippet; ``None`` when the build was aborted before or while it ran."""
+        if self.aborted.is_set():
+            return None
+        tmp = Path(tempfile.mkdtemp(prefix="spaces-snippet-"))
+        try:
+            return self._run(snippet, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _run(self, snippet: Snippet, tmp: Path) -> Record | None:
+        cwd, out = tmp / "cwd", tmp / "out"
+        cwd.mkdir()
+        out.mkdir()
+        cmd = [sys.executable, str(RUNNER), "--root", str(self.root), "--snippet", str(snippet.path),
+               "--out", str(out)]
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        with self.lock:
+            self.running[proc.pid] = proc
+        capture = _Capture(proc.stdout)
+        capture.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=self.options.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(proc)  # the snippet's own children too
+            proc.wait()
+            with self.lock:
+                self.running.pop(proc.pid, None)
+        capture.join(timeout=10)
+        proc.stdout.close()
+        wall = time.perf_counter() - t0
+        if self.aborted.is_set() and not timed_out and not (out / "result.json").exists():
+            return None  # killed because another snippet failed: not this one's fault
+
+        replacements = [(str(cwd) + os.sep, ""), (str(cwd), "."), (str(self.root) + os.sep, ""),
+                        (str(tmp), "<tmp>")]
+        head, tail, truncated = capture.parts()
+        output, output_tail = _decode(head, replacements), _decode(tail, replacements)
+        try:
+            result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            result = None
+
+        if timed_out:
+            return Record(snippet, "timeout", False,
+                          error={"type": "Timeout", "message": f"{self.options.timeout:g} s", "line": None},
+                          output=output + output_tail, seconds=round(wall, 3))
+        if result is None:
+            code = proc.returncode
+            reason = f"killed by signal {-code}" if code and code < 0 else f"exit status {code}"
+            return Record(snippet, "failed", False,
+                          error={"type": "ProcessDied", "message": f"the snippet's process ended ({reason}) "
+                                 "before reporting a result", "line": None},
+                          output=output + output_tail, seconds=round(wall, 3))
+        if result["status"] != "ok":
+            return Record(snippet, "failed", False, error=result["error"], output=output + output_tail,
+                          seconds=result.get("seconds"), peak_memory_mb=result.get("peak_memory_mb"))
+
+        deps = [["file", rel, ""] for rel in result["files"]] + [["dir", rel, ""] for rel in result["dirs"]]
+        figures = [(out / name).read_bytes() for name in result.get("figures", [])]
+        return Record(snippet, "ok", False, entry={
+            "schema": SCHEMA,
+            "snippet": snippet.rel,
+            "article": snippet.article,
+            "snippet_sha256": snippet.sha256,
+            "deps": deps,  # hashes filled in by the caller, from the files as they are now
+            "output": output,
+            "output_tail": output_tail,
+            "output_bytes": capture.total,
+            "truncated": truncated,
+            "seconds": result["seconds"],
+            "peak_memory_mb": result["peak_memory_mb"],
+            "device": result["device"],
+            "device_name": result.get("device_name"),
+            "versions": result["versions"],
+            "executed_at": started.replace(microsecond=0).isoformat(),
+            "timing_dependent": snippet.timing_dependent,
+            "_figures": figures,
+        }, seconds=result["seconds"], peak_memory_mb=result["peak_memory_mb"])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one log line per finished snippet otherwise."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.done = 0
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                       TextColumn, TimeElapsedColumn)
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("[bold]snippets"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("{task.description}"), console=Console(stderr=True),
+                                transient=False)
+            self.task = self.bar.add_task("", total=total)
+            self.bar.start()
+
+    def advance(self, record: Record) -> None:
+        self.done += 1
+        mark = {"ok": "ok", "failed": "FAILED", "timeout": "TIMEOUT"}[record.status]
+        line = f"{record.snippet.rel} {mark} ({record.seconds or 0:.1f} s)"
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=line)
+        else:
+            log.info(f"[{self.done}/{self.total}] {line}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def execute(root: Path, snippets: list[Snippet], device: str, options: Options,
+            expected_seconds: dict[str, float]) -> list[Record]:
+    """Run ``snippets`` (longest expected first, for a short makespan) over ``options.jobs`` workers.
+
+    Without ``keep_going`` the first failure stops the build: nothing new starts and running
+    snippets are killed. Records of aborted snippets are left out.
+    """
+    order = sorted(snippets, key=lambda s: -expected_seconds.get(s.rel, float("inf")))
+    executor = Executor(root, device, options)
+    progress = _Progress(len(order))
+    records: list[Record] = []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs),
+                                                 thread_name_prefix="snippet")
+    try:
+        futures = [pool.submit(executor.run, s) for s in order]
+        for future in concurrent.futures.as_completed(futures):
+            record = future.result()
+            if record is None:
+                continue
+            records.append(record)
+            progress.advance(record)
+            if not record.ok and not options.keep_going:
+                executor.kill_all()
+                for f in futures:
+                    f.cancel()
+    except BaseException:
+        executor.kill_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.close()
+    return records
+
+
+# --------------------------------------------------------------------------------------------------
+# One build
+
+
+@dataclasses.dataclass
+class BuildState:
+    records: dict[str, Record]  # by snippet rel
+    posts: dict[str, Post]  # by docs-relative src_uri
+    device: str
+    executed: int
+
+    def articles(self) -> dict[str, list[Record]]:
+        """Snippets per article folder, in the order the article's page includes them."""
+        position: dict[str, tuple] = {}
+        for post in self.posts.values():
+            for n, inc in enumerate(post.includes):
+                position.setdefault(inc.snippet, (0, post.src_uri, n))
+        by_article: dict[str, list[Record]] = {}
+        for rel in sorted(self.records, key=lambda r: (position.get(r, (1, "", 0)), r)):
+            record = self.records[rel]
+            if record.snippet.article:
+                by_article.setdefault(record.snippet.article, []).append(record)
+        return by_article
+
+    def post_for_article(self, article: str) -> Post | None:
+        for record in self.records.values():
+            if record.snippet.article == article and record.snippet.pages:
+                return self.posts[record.snippet.pages[0]]
+        for post in self.posts.values():
+            if post.slug == article:
+                return post
+        return None
+
+
+def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildState:
+    """Find every snippet, run the stale ones, and return a record for each.
+
+    Raises :class:`EngineError` naming every failed snippet, unless ``options.serve``.
+    """
+    t0 = time.perf_counter()
+    snippets, posts = discover(root, pages)
+    device = resolve_device(options.device, root)
+    env = environment(device)
+    cache = Cache(root)
+    hasher = Hasher(root)
+    records: dict[str, Record] = {}
+    stale: list[Snippet] = []
+    expected: dict[str, float] = {}
+    for rel, snippet in snippets.items():
+        entry = cache.load(rel)
+        if cache.is_fresh(entry, snippet, env, hasher):
+            records[rel] = Record(snippet, "ok", True, entry=entry, seconds=entry["seconds"],
+                                  peak_memory_mb=entry["peak_memory_mb"])
+        else:
+            stale.append(snippet)
+            if entry:
+                expected[rel] = entry.get("seconds", 0.0)
+    log.info(f"Snippets: {len(snippets)} found, {len(snippets) - len(stale)} cached, "
+             f"{len(stale)} to run on {device} with {options.jobs} jobs "
+             f"(cache check {time.perf_counter() - t0:.2f} s)")
+    failures = []
+    if stale:
+        for record in execute(root, stale, device, options, expected):
+            if record.ok:
+                entry = record.entry
+                figures = entry.pop("_figures")
+                # Hash the dependencies as they are now (after the run, like make's depfiles).
+                fresh = Hasher(root)
+                entry["deps"] = sorted([kind, rel, fresh(kind, rel)] for kind, rel, _ in entry["deps"])
+                entry["env"] = env
+                entry["key"] = cache_key(record.snippet.sha256, entry["deps"], env)
+                record.entry = cache.store(entry, figures)
+            else:
+                failures.append(record)
+            records[record.snippet.rel] = record
+        ran = len(stale)
+        done = sum(1 for s in stale if s.rel in records)
+        if done < ran:
+            log.info(f"Stopped after the first failure: {ran - done} snippets were not run "
+                     "(use --keep-going to run them all)")
+    if failures:
+        failures.sort(key=lambda r: r.snippet.rel)
+        message = f"{len(failures)} snippet(s) failed:\n" + "\n".join(r.describe_failure() for r in failures)
+        if options.serve:
+            log.error(message)
+        else:
+            raise EngineError(message)
+    executed = sum(1 for r in records.values() if not r.cached)
+    return BuildState(records, posts, device, executed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering (pure functions of the records)
+
+
+TIMING_NOTE = "注意：这段代码测量的是运行时间，结果取决于机器和负载，每次构建都会不同（不参与可重复性比较）。"
+
+
+def environment_line(entry: dict) -> str:
+    versions = entry.get("versions", {})
+    device = entry.get("device", "cpu")
+    if entry.get("device_name"):
+        device += f" ({entry['device_name']})"
+    parts = [f"设备 {device}", f"Python {versions.get('python')}"]
+    if versions.get("torch"):
+        parts.append(f"PyTorch {versions['torch']}")
+    if versions.get("numpy"):
+        parts.append(f"NumPy {versions['numpy']}")
+    return "运行结果 · " + " · ".join(parts)
+
+
+def figure_src_uri(rel: str, index: int) -> str:
+    """Where figure ``index`` (1-based) of a snippet lives in the site."""
+    stem = rel.split("/", 1)[1][:-3]
+    return f"snippet-outputs/{stem}-{index}.svg"
+
+
+def render_output(record: Record, figure_urls: list[str]) -> str:
+    """The ``<div class="snippet-output">`` shown right after the snippet's code."""
+    e = html.escape
+    snip = record.snippet
+    attrs = f'class="snippet-output" data-snippet="{e(snip.rel)}"'
+    if not record.ok:
+        kind = "超时" if record.status == "timeout" else "运行失败"
+        err = record.error or {}
+        where = f"第 {err['line']} 行，" if err.get("line") else ""
+        return (f'<div class="snippet-output snippet-failed" data-snippet="{e(snip.rel)}">\n'
+                f'<p class="snippet-output-meta">{kind}：{where}{e(err.get("type", ""))}: '
+                f'{e(str(err.get("message", "")))}</p>\n'
+                f'<pre class="snippet-output-text"><code>{e(record.output, quote=False)}</code></pre>\n</div>')
+    entry = record.entry
+    if entry.get("timing_dependent"):
+        attrs += ' data-timing-dependent="true"'
+    parts = [f"<div {attrs}>", f'<p class="snippet-output-meta">{e(environment_line(entry))}</p>']
+    if entry.get("timing_dependent"):
+        parts.append(f'<p class="snippet-output-note">{e(TIMING_NOTE)}</p>')
+    text = entry.get("output", "")
+    if entry.get("truncated"):
+        omitted = entry["output_bytes"] - len(text.encode()) - len(entry.get("output_tail", "").encode())
+        text = (text + f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，中间省略约 {max(omitted, 0):,} 字节 …]\n\n"
+                + entry.get("output_tail", ""))
+        parts.append(f'<p class="snippet-output-note snippet-output-truncated">输出过长（共 '
+                     f'{entry["output_bytes"]:,} 字节），已截断：只显示开头和结尾。</p>')
+    if text.strip():
+        parts.append(f'<pre class="snippet-output-text"><code>{e(text.rstrip(), quote=False)}</code></pre>')
+    for i, url in enumerate(figure_urls, start=1):
+        parts.append(f'<figure class="snippet-output-figure"><img src="{e(url)}" '
+                     f'alt="{e(snip.rel)} 的输出图 {i}" loading="lazy"></figure>')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def executions_json(state: BuildState) -> str:
+    rows = []
+    for rel in sorted(state.records):
+        r = state.records[rel]
+        entry = r.entry or {}
+        rows.append({
+            "snippet": rel,
+            "article": r.snippet.article,
+            "pages": r.snippet.pages,
+            "status": r.status,
+            "cached": r.cached,
+            "seconds": r.seconds,
+            "peak_memory_mb": r.peak_memory_mb,
+            "device": entry.get("device", state.device),
+            "device_name": entry.get("device_name"),
+            "executed_at": entry.get("executed_at"),
+            "versions": entry.get("versions"),
+            "timing_dependent": r.snippet.timing_dependent,
+            "figures": len(entry.get("figures", [])),
+            "output_bytes": entry.get("output_bytes"),
+            "truncated": entry.get("truncated", False),
+        })
+    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+
+
+def render_executions_table(state: BuildState, link_for) -> str:
+    """The table of the executions page (like sphinx-gallery's computation times), slowest first.
+
+    ``link_for(record)`` returns the relative URL of the page showing the snippet, or None.
+    """
+    e = html.escape
+    records = sorted(state.records.values(), key=lambda r: (-(r.seconds or 0), r.snippet.rel))
+    total = sum(r.seconds or 0 for r in records)
+    peak = max((r.peak_memory_mb or 0 for r in records), default=0)
+    ok = sum(r.ok for r in records)
+    cached = sum(r.cached for r in records)
+    status_zh = {"ok": "成功", "failed": "失败", "timeout": "超时"}
+    rows = []
+    for r in records:
+        entry = r.entry or {}
+        url = link_for(r)
+        name = f'<code>{e(r.snippet.rel)}</code>'
+        article = e(r.snippet.article or "-")
+        if url:
+            article = f'<a href="{e(url)}">{article}</a>'
+        flags = " ⏱" if r.snippet.timing_dependent else ""
+        rows.append(
+            f"<tr><td>{name}{flags}</td><td>{article}</td>"
+            f'<td class="status-{r.status}">{status_zh[r.status]}</td>'
+            f"<td>{'是' if r.cached else '否'}</td>"
+            f'<td class="num">{(r.seconds or 0):.2f}</td>'
+            f'<td class="num">{(r.peak_memory_mb or 0):.0f}</td>'
+            f"<td>{e(entry.get('device', state.device))}</td>"
+            f"<td>{e((entry.get('executed_at') or '-').replace('T', ' ').replace('+00:00', ' UTC'))}</td></tr>")
+    return "\n".join([
+        f'<p class="snippet-executions-summary">共 {len(records)} 段代码，{ok} 段成功；'
+        f"本次构建运行了 {state.executed} 段，{cached} 段来自缓存。"
+        f"全部代码的运行时间合计 {total:.1f} 秒，单段内存峰值最高 {peak:.0f} MB。"
+        f"⏱ 表示输出依赖运行时间的代码。</p>",
+        '<table class="snippet-executions">',
+        "<thead><tr><th>代码片段</th><th>文章</th><th>状态</th><th>缓存</th><th>耗时 (s)</th>"
+        "<th>内存峰值 (MB)</th><th>设备</th><th>运行于</th></tr></thead>",
+        "<tbody>", *rows, "</tbody>",
+        f'<tfoot><tr><td>合计 {len(records)} 段</td><td></td><td>{ok} 成功</td><td>{cached} 缓存</td>'
+        f'<td class="num">{total:.2f}</td><td class="num">{peak:.0f}</td><td></td><td></td></tr></tfoot>',
+        "</table>",
+    ])
+
+
+def notebook(article: str, post: Post | None, records: list[Record], cache: Cache,
+             article_url: str | None) -> str:
+    """A Jupyter notebook of an article's snippets with their cached outputs (no second execution)."""
+    title = post.title if post else article
+    intro = [f"# {title}：配套代码\n", "\n",
+             "本笔记本由构建自动生成：每个代码单元格是文章中的一段代码，输出是构建时实际运行得到的结果。\n"]
+    if article_url:
+        intro.append(f"\n文章页面：<{article_url}>\n")
+    if post and post.source_url:
+        intro.append(f"\n原文：<{post.source_url}>\n")
+    intro.append("\n要在本地重新运行，请在仓库根目录安装配套库：`pip install -e .`（代码依赖 `spaces_code`）。")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": intro}]
+    for n, record in enumerate(records, start=1):
+        entry = record.entry or {}
+        heading = f"`{record.snippet.rel}`"
+        if record.snippet.timing_dependent:
+            heading += f"\n\n{TIMING_NOTE}"
+        cells.append({"cell_type": "markdown", "metadata": {}, "source": _lines(heading)})
+        outputs = []
+        text = entry.get("output", "")
+        if entry.get("truncated"):
+            text += f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，已截断 …]\n\n" + entry.get("output_tail", "")
+        if text:
+            outputs.append({"output_type": "stream", "name": "stdout", "text": _lines(text)})
+        if not record.ok:
+            outputs.append({"output_type": "stream", "name": "stderr", "text": _lines(record.output)})
+        for sha in entry.get("figures", []):
+            svg = cache.figure_path(sha).read_text(encoding="utf-8")
+            outputs.append({"output_type": "display_data", "metadata": {},
+                            "data": {"image/svg+xml": _lines(svg), "text/plain": ["<Figure>"]}})
+        cells.append({"cell_type": "code", "execution_count": n, "metadata": {},
+                      "source": _lines(record.snippet.source.rstrip("\n")), "outputs": outputs})
+    nb = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python", "version": platform.python_version()},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    for i, cell in enumerate(cells):  # nbformat 4.5 wants stable cell ids
+        cell["id"] = f"{article[:40] or 'cell'}-{i}"
+    return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def code_page(module_rel: str, source: str, users: list[Post]) -> str:
+    """Markdown of the page showing one ``spaces_code`` module and the articles that use it."""
+    longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
+    fence = "`" * max(3, longest + 1)
+    lines = [f"# {module_rel}", ""]
+    if users:
+        lines.append("用到这个模块的文章（它们的代码片段在运行时导入了它）：")
+        lines.append("")
+        lines += [f"- [{_md_escape(p.title)}](../{'../' * module_rel.count('/', len('spaces_code/'))}"
+                  f"{p.src_uri})" for p in users]
+    else:
+        lines.append("目前没有文章的代码片段导入这个模块。")
+    lines += ["", f'{fence}python title="{module_rel}" linenums="1"', source.rstrip("\n"), fence, ""]
+    return "\n".join(lines)
+
+
+def code_index_page(modules: list[tuple[str, str]], users: dict[str, list[Post]]) -> str:
+    lines = ["# 配套代码", "", "`spaces_code` 是本站所有代码片段共用的、经过测试的库；每个模块对应一个主题。", ""]
+    for module_rel, page_uri in modules:
+        n = len(users.get(module_rel, []))
+        lines.append(f"- [{module_rel}]({page_uri[len('code/'):]}) — {n} 篇文章使用")
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return re.sub(r"([\\\[\]*_`<>])", r"\\\1", text)

@@ -1,0 +1,261 @@
+"""MkDocs hook: executed snippet outputs, module source pages, notebooks and the executions report.
+
+Registered under ``hooks:`` in mkdocs.yml. On every build (``mkdocs build``, ``mkdocs serve``,
+``scripts/build.py``) it
+
+- runs the stale snippets (see ``scripts/engine.py``) before anything is rendered, so no page ever
+  shows stale output; a failing snippet fails the build (``mkdocs serve`` shows the failure on the
+  page instead);
+- after each fenced block whose body is exactly ``--8<-- "snippets/<slug>/<name>.py"`` inserts the
+  cached output (``<div class="snippet-output" data-snippet=...>``) — in memory, the Markdown files
+  are never written;
+- generates ``code/<module>.md`` for every module of ``spaces_code`` (with links to the articles whose
+  snippets import it), ``notebooks/<slug>.ipynb`` per article (rendered by mkdocs-jupyter, linked
+  from the article), ``executions.md`` and ``executions.json``.
+
+Options come from the environment (``SPACES_JOBS``, ``SPACES_DEVICE``, ``SPACES_TIMEOUT``,
+``SPACES_KEEP_GOING``), which ``scripts/build.py`` sets from its flags.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import posixpath
+import sys
+from pathlib import Path
+from urllib.parse import urljoin
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+from mkdocs.utils import get_relative_url
+
+log = logging.getLogger("mkdocs.spaces.snippets")
+
+
+def _load_engine():
+    path = Path(__file__).resolve().parent.parent / "engine.py"
+    module = sys.modules.get("spaces_engine")
+    if module is not None and getattr(module, "__file__", None) == str(path):
+        return module
+    spec = importlib.util.spec_from_file_location("spaces_engine", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spaces_engine"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+engine = _load_engine()
+
+OUTPUT_MARK = "<!-- spaces-snippet-output {} -->"
+NOTEBOOK_MARK = "<!-- spaces-notebook-link -->"
+EXECUTIONS_MARK = "<!-- spaces-executions-table -->"
+EXECUTIONS_PAGE = "executions.md"
+CODE_DIR = "code"
+NOTEBOOK_DIR = "notebooks"
+
+_command = None  # "build" or "serve", from on_startup
+
+
+class _State:
+    build: "engine.BuildState | None" = None
+    root: Path | None = None
+    page_snippets: dict[str, list[str]] = {}  # page src_uri -> snippet rels, in marker order
+    figure_uris: dict[str, list[str]] = {}  # snippet rel -> figure src_uris
+    notebooks: dict[str, Path] = {}  # article slug -> notebook file under .cache/notebooks
+
+
+state = _State()
+
+
+def on_startup(command, dirty):
+    global _command
+    _command = command
+
+
+def _options():
+    opts = engine.Options.from_env()
+    if _command == "serve":
+        opts.serve = True
+    return opts
+
+
+@event_priority(50)  # before mkdocs-jupyter's on_files, which must see the generated notebooks
+def on_files(files: Files, config):
+    root = Path(config.config_file_path).resolve().parent
+    state.root = root
+    pages = {f.src_uri: Path(f.abs_src_path) for f in files.documentation_pages()
+             if f.src_uri.endswith(".md") and f.abs_src_path and not f.generated_by}
+    try:
+        build = engine.run_build(root, pages, _options())
+    except engine.EngineError as exc:
+        raise PluginError(str(exc)) from None
+    state.build = build
+    cache = engine.Cache(root)
+
+    # Figures: generated files backed by the content-addressed cache (copied, never re-rendered).
+    state.figure_uris = {}
+    for rel, record in build.records.items():
+        if record.ok:
+            uris = []
+            for i, sha in enumerate(record.entry.get("figures", []), start=1):
+                uri = engine.figure_src_uri(rel, i)
+                _add(files, File.generated(config, uri, abs_src_path=str(cache.figure_path(sha))))
+                uris.append(uri)
+            state.figure_uris[rel] = uris
+
+    _add_code_pages(files, config, root, build)
+
+    # Notebooks: the File now (mkdocs-jupyter wraps it next), the content in on_nav, once URLs are final.
+    state.notebooks = {}
+    nb_dir = root / ".cache" / NOTEBOOK_DIR
+    for article in build.articles():
+        path = nb_dir / f"{article}.ipynb"
+        if not path.exists():
+            engine.atomic_write(path, b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+        # A plain File rooted in .cache/ (not File.generated): mkdocs-jupyter's wrapper reads the
+        # notebook through src_dir, which generated files do not have.
+        _add(files, File(f"{NOTEBOOK_DIR}/{article}.ipynb", src_dir=str(path.parent.parent),
+                         dest_dir=config.site_dir, use_directory_urls=config.use_directory_urls))
+        state.notebooks[article] = path
+
+    _add(files, File.generated(config, EXECUTIONS_PAGE,
+                               content=f"# 代码运行记录\n\n本站每段代码都由构建在独立进程中实际运行；"
+                                       f"代码及其导入的模块都没有改动时，直接使用缓存的结果。"
+                                       f"机器可读的版本：[executions.json](executions.json)。\n\n"
+                                       f"{EXECUTIONS_MARK}\n"))
+    _add(files, File.generated(config, "executions.json", content=engine.executions_json(build)))
+    return files
+
+
+def _add(files: Files, file: File) -> None:
+    existing = files.get_file_from_path(file.src_uri)
+    if existing is not None:
+        files.remove(existing)
+    files.append(file)
+
+
+def _add_code_pages(files: Files, config, root: Path, build) -> None:
+    """``code/<module>.md`` per module of spaces_code, linking back to the articles using it."""
+    package = root / "spaces_code"
+    if not package.is_dir():
+        return
+    users: dict[str, list] = {}
+    for record in build.records.values():
+        if not record.ok:
+            continue
+        posts = [build.posts[p] for p in record.snippet.pages]
+        if not posts:
+            post = build.post_for_article(record.snippet.article)
+            posts = [post] if post else []
+        for kind, rel, _ in record.entry.get("deps", []):
+            if kind == "file" and rel.startswith("spaces_code/") and rel.endswith(".py"):
+                bucket = users.setdefault(rel, [])
+                bucket += [p for p in posts if p not in bucket]
+    modules = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if "__pycache__" in rel:
+            continue
+        uri = f"{CODE_DIR}/{rel[len('spaces_code/'):-3]}.md"
+        posts = sorted(users.get(rel, []), key=lambda p: p.src_uri)
+        source = path.read_text(encoding="utf-8")
+        _add(files, File.generated(config, uri, content=engine.code_page(rel, source, posts)))
+        modules.append((rel, uri))
+    _add(files, File.generated(config, f"{CODE_DIR}/index.md", content=engine.code_index_page(modules, users)))
+
+
+@event_priority(-90)  # after the blog plugin has given posts their final URLs
+def on_nav(nav, config, files):
+    build = state.build
+    if build is None:
+        return nav
+    cache = engine.Cache(state.root)
+    for article, path in state.notebooks.items():
+        post = build.post_for_article(article)
+        url = None
+        if post is not None and config.site_url:
+            post_file = files.get_file_from_path(post.src_uri)
+            if post_file is not None:
+                url = urljoin(config.site_url, post_file.url)
+        data = engine.notebook(article, post, build.articles()[article], cache, url).encode("utf-8")
+        try:
+            unchanged = path.read_bytes() == data
+        except OSError:
+            unchanged = False
+        if not unchanged:  # untouched bytes keep mkdocs-jupyter's own render cache warm
+            engine.atomic_write(path, data)
+    return nav
+
+
+def on_page_markdown(markdown: str, page, config, files):
+    build = state.build
+    if build is None or "8<" not in markdown:
+        return markdown
+    includes = [inc for inc in engine.find_includes(markdown) if inc.snippet in build.records]
+    if not includes:
+        return markdown
+    lines = markdown.split("\n")
+    rels = []
+    for n, inc in reversed(list(enumerate(includes))):
+        lines[inc.close + 1:inc.close + 1] = ["", inc.indent + OUTPUT_MARK.format(n), ""]
+        rels.append(inc.snippet)
+    state.page_snippets[page.file.src_uri] = list(reversed(rels))
+    articles = {build.records[r].snippet.article for r in rels}
+    if any(a in state.notebooks for a in articles):
+        lines += ["", NOTEBOOK_MARK, ""]
+    return "\n".join(lines)
+
+
+def on_page_content(html: str, page, config, files):
+    src_uri = page.file.src_uri
+    build = state.build
+    if build is None:
+        return html
+    if src_uri == EXECUTIONS_PAGE:
+        return html.replace(EXECUTIONS_MARK, engine.render_executions_table(
+            build, lambda record: _page_url_of(record, page, files)))
+    rels = state.page_snippets.get(src_uri)
+    if not rels:
+        return html
+    for n, rel in enumerate(rels):
+        record = build.records[rel]
+        urls = [get_relative_url(files.get_file_from_path(uri).url, page.url)
+                for uri in state.figure_uris.get(rel, [])]
+        html = html.replace(OUTPUT_MARK.format(n), engine.render_output(record, urls), 1)
+    if NOTEBOOK_MARK in html:
+        links = []
+        for article in dict.fromkeys(build.records[r].snippet.article for r in rels):
+            nb_file = files.get_file_from_path(f"{NOTEBOOK_DIR}/{article}.ipynb")
+            if nb_file is None:
+                continue
+            if nb_file.is_documentation_page():  # rendered by mkdocs-jupyter (include_source: true)
+                view = f'<a href="{get_relative_url(nb_file.url, page.url)}">在线查看</a> · '
+                download_uri = posixpath.join(posixpath.dirname(nb_file.dest_uri), f"{article}.ipynb")
+            else:
+                view, download_uri = "", nb_file.dest_uri
+            download = get_relative_url(download_uri, page.url)
+            links.append(f'<p class="snippet-notebook">本文全部代码及其运行结果的 Jupyter 笔记本：'
+                         f'{view}<a href="{download}" download>下载 {article}.ipynb</a></p>')
+        html = html.replace(NOTEBOOK_MARK, "\n".join(links))
+    return html
+
+
+def _page_url_of(record, page, files):
+    for src_uri in record.snippet.pages:
+        f = files.get_file_from_path(src_uri)
+        if f is not None:
+            return get_relative_url(f.url, page.url)
+    return None
+
+
+def on_post_build(config):
+    if state.root is not None:
+        engine.Cache(state.root).prune(_existing_snippets(state.root))
+
+
+def _existing_snippets(root: Path) -> set[str]:
+    snippet_dir = root / "snippets"
+    if not snippet_dir.is_dir():
+        return set()
+    return {p.relative_to(root).as_posix() for p in snippet_dir.rglob("*.py")}

@@ -1,0 +1,299 @@
+"""Run ONE snippet in this fresh process and write what it did to ``<out>/result.json``.
+
+Started by ``scripts/engine.py`` (never imported by it), one process per snippet, in its own session
+and in an empty temporary working directory, with ``PYTHONPATH`` = repository root. Besides running
+the snippet like ``python snippets/<slug>/<name>.py`` it
+
+- seeds ``random`` now and NumPy / torch right after they are first imported (snippets seed again
+  through ``spaces_code.runtime.make_generator``; this is the safety net),
+- records every repository file the snippet imported (``sys.modules``, transitively) or opened for
+  reading, and every repository directory it listed (an audit hook): the cache key of the snippet,
+- saves every open matplotlib figure as a deterministic SVG (fixed ``svg.hashsalt``, no date),
+- measures the peak resident memory of the process and of the children it waited for.
+
+stdout and stderr are one pipe read by the parent, so the text output keeps its order.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import json
+import os
+import random
+import resource
+import runpy
+import sys
+import time
+import traceback
+
+SEED = 0
+FIGURE_LIMIT = 20  # more open figures than this is a bug in the snippet, not a demonstration
+# Directories of the repository whose files are never dependencies of a snippet.
+IGNORED_PARTS = {".venv", "venv", ".git", ".cache", "site", "__pycache__", "node_modules", ".pytest_cache"}
+
+
+def _set_parent_death_signal() -> None:
+    """Die with the build: if the parent is killed (even ``kill -9``), the kernel kills us."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: the parent's process-group kill is the only guard
+        pass
+
+
+class _SeedAfterImport(importlib.abc.MetaPathFinder):
+    """Seed NumPy and torch the moment they finish importing (no cost for snippets that never do)."""
+
+    NAMES = ("numpy", "torch")
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.NAMES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        inner = spec.loader
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return inner.create_module(spec)
+
+            def exec_module(self, module):
+                # The real loader comes back at once, so nothing later sees this wrapper.
+                module.__loader__ = inner
+                module.__spec__.loader = inner
+                inner.exec_module(module)
+                _seed(fullname, module)
+
+        spec.loader = _Loader()
+        return spec
+
+
+def _seed(name: str, module) -> None:
+    if name == "numpy":
+        module.random.seed(SEED)
+    elif name == "torch":
+        module.manual_seed(SEED)
+
+
+class _Recorder:
+    """Audit hook: repository files opened for reading and directories listed while the snippet runs."""
+
+    EVENTS = frozenset({"open", "os.listdir", "os.scandir"})
+
+    def __init__(self, root: str, exclude: set[str], runner: str):
+        self.root = root.rstrip(os.sep) + os.sep
+        self.exclude = exclude  # files that are never dependencies (the snippet itself, this runner)
+        self.runner = runner  # its frame is on every stack: it does not make a call "the project's"
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+        self.active = False
+
+    def __call__(self, event, args):
+        if not self.active or event not in self.EVENTS:
+            return
+        try:
+            if not self._called_by_project():
+                return
+            path = args[0]
+            if isinstance(path, int) or path is None:
+                return
+            path = os.fsdecode(path)
+            if event == "open":
+                mode, flags = args[1], args[2]
+                if mode is not None and any(c in mode for c in "wax+"):
+                    return
+                if mode is None and flags & (os.O_WRONLY | os.O_RDWR):
+                    return
+                self._add(self.files, path)
+            else:
+                self._add(self.dirs, path or ".")
+        except Exception:
+            pass  # never let bookkeeping break the snippet
+
+    def _called_by_project(self) -> bool:
+        """True when repository code (the snippet, spaces_code) asked for this, not the import system.
+
+        The import system lists every sys.path folder (the repository root among them) and
+        importlib.metadata scans them too; those listings say nothing about the snippet's output, and
+        recording them would invalidate every snippet whenever a file is added at the top level.
+        """
+        frame = sys._getframe(2)
+        project = False
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if "importlib" in filename:
+                return False
+            if not project and filename.startswith(self.root) and filename != self.runner:
+                project = True
+            frame = frame.f_back
+        return project
+
+    def _add(self, bucket: set[str], path: str) -> None:
+        path = os.path.abspath(path)
+        if path.startswith(self.root) and path not in self.exclude:
+            rel = path[len(self.root):]
+            if not IGNORED_PARTS.intersection(rel.split(os.sep)):
+                bucket.add(rel.replace(os.sep, "/"))
+
+
+def _module_files(root: str, exclude: set[str]) -> set[str]:
+    prefix = root.rstrip(os.sep) + os.sep
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        path = os.path.abspath(path)
+        if path.startswith(prefix) and path not in exclude:
+            rel = path[len(prefix):]
+            if not IGNORED_PARTS.intersection(rel.split(os.sep)):
+                found.add(rel.replace(os.sep, "/"))
+    return found
+
+
+def _failure(exc: BaseException, snippet: str) -> dict:
+    """Type, message and the snippet line where the exception came from; prints the traceback."""
+    tb = exc.__traceback__
+    line = None
+    walker = tb
+    while walker is not None:
+        if walker.tb_frame.f_code.co_filename == snippet:
+            line = walker.tb_lineno
+        walker = walker.tb_next
+    if isinstance(exc, SyntaxError) and exc.filename == snippet:
+        line = exc.lineno
+    # Show the traceback from the snippet's own frame on: the runner and runpy are noise.
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != snippet:
+        start = start.tb_next
+    sys.stdout.flush()
+    traceback.print_exception(type(exc), exc, start or tb)
+    sys.stderr.flush()
+    return {"type": type(exc).__name__, "message": str(exc), "line": line}
+
+
+def _save_figures(out: str) -> list[str]:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return []
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "spaces"  # stable ids inside the SVG
+    names = []
+    for i, num in enumerate(plt.get_fignums()[:FIGURE_LIMIT], start=1):
+        name = f"figure-{i}.svg"
+        plt.figure(num).savefig(os.path.join(out, name), format="svg", bbox_inches="tight",
+                                metadata={"Date": None})
+        names.append(name)
+    plt.close("all")
+    return names
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    versions = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for name in ("torch", "numpy"):
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                version = None
+        versions[name] = str(version) if version else None
+    return versions
+
+
+def _peak_memory_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return round(max(own, children) / scale, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--snippet", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    _set_parent_death_signal()
+
+    root = os.path.abspath(args.root)
+    snippet = os.path.abspath(args.snippet)
+    out = os.path.abspath(args.out)
+    runner = os.path.abspath(__file__)
+    exclude = {snippet, runner}
+
+    # Like `python snippet.py`: the snippet's folder first on sys.path, not this script's.
+    sys.path[0] = os.path.dirname(snippet)
+    sys.argv = [snippet]
+    random.seed(SEED)
+    sys.meta_path.insert(0, _SeedAfterImport())
+    recorder = _Recorder(root, exclude, runner)
+    sys.addaudithook(recorder)
+
+    result: dict = {"status": "ok"}
+    start = time.perf_counter()
+    recorder.active = True
+    try:
+        runpy.run_path(snippet, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            result = {"status": "failed", "error": _failure(exc, snippet)}
+            result["error"]["message"] = f"exit status {exc.code}"
+    except BaseException as exc:  # noqa: BLE001 - everything the snippet raises is reported
+        result = {"status": "failed", "error": _failure(exc, snippet)}
+    finally:
+        recorder.active = False
+    seconds = time.perf_counter() - start
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    if result["status"] == "ok":
+        try:
+            result["figures"] = _save_figures(out)
+        except Exception as exc:  # noqa: BLE001
+            result = {"status": "failed", "error": _failure(exc, snippet)}
+            result["error"]["message"] = f"saving the figures failed: {exc}"
+    device = os.environ.get("SPACES_DEVICE", "cpu")
+    device_name = None
+    torch = sys.modules.get("torch")
+    if device == "cuda" and torch is not None:
+        try:
+            device_name = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001
+            device_name = None
+    result.update(
+        seconds=round(seconds, 3),
+        peak_memory_mb=_peak_memory_mb(),
+        files=sorted(_module_files(root, exclude) | recorder.files),
+        dirs=sorted(recorder.dirs),
+        versions=_versions(),
+        device=device,
+        device_name=device_name,
+    )
+    tmp = os.path.join(out, "result.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    os.replace(tmp, os.path.join(out, "result.json"))
+    sys.stdout.flush()
+    # Skip interpreter teardown (atexit handlers of torch/keras, thread joins): the result is written.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The archive's own article texts as a small Chinese corpus, and the tokenizer used on them.
+
+Used by the companions of 什么时候多进程的加速比可以大于1？ (https://kexue.fm/archives/7031),
+最小熵原理（四）：“物以类聚”之从图书馆到词向量 (https://kexue.fm/archives/6191) and
+分享一次专业领域词汇的无监督挖掘 (https://kexue.fm/archives/6540), which all need real Chinese text.
+
+This is the one library module that reads files. The article of #4 calls ``read_texts()`` with no
+argument, so the corpus cannot be passed in: it must be found by the function itself. The corpus is the
+excerpts stored in ``docs/posts/*.md``, located relative to the package (``Path(__file__).parents[1]``),
+so no download is ever needed. Everything else in ``spaces_code`` takes texts or counts as arguments.
+
+Each post keeps only the original excerpt: the YAML front matter is stripped, and so is everything
+after the ``<!-- more -->`` line (the companion sections appended by this project), so the corpus does
+not change when code sections are added to the pages.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import jieba
+
+# jieba prints "Building prefix dict..." on its first call; the snippets' output must stay clean.
+jieba.setLogLevel(logging.WARNING)
+
+POSTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "posts"
+MORE_MARKER = "<!-- more -->"
+# a run of CJK unified ideographs: what the word statistics of #29 and #30 look at
+CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+@dataclass(frozen=True)
+class Post:
+    """One archived excerpt: its slug, front-matter lists and Markdown body."""
+
+    slug: str
+    categories: tuple[str, ...]
+    tags: tuple[str, ...]
+    text: str
+
+
+def split_front_matter(markdown: str) -> tuple[dict[str, list[str] | str], str]:
+    """Split ``---``-delimited front matter from the body.
+
+    Only the flat ``key: value`` and ``key:`` + ``- item`` forms used by the posts are parsed, which
+    keeps the core package free of a YAML dependency. Returns ``(fields, body)``; the body is the text
+    up to (not including) the ``<!-- more -->`` line when there is one.
+    """
+    fields: dict[str, list[str] | str] = {}
+    body = markdown
+    if markdown.startswith("---\n"):
+        end = markdown.find("\n---\n", 4)
+        if end < 0:
+            raise ValueError("front matter opened with '---' but never closed")
+        key = None
+        for line in markdown[4:end].splitlines():
+            if line.startswith("- ") and key is not None:
+                items = fields.setdefault(key, [])
+                if isinstance(items, list):
+                    items.append(line[2:].strip())
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                fields[key] = value if value else []
+        body = markdown[end + len("\n---\n"):]
+    more = body.find(MORE_MARKER)
+    if more >= 0:
+        body = body[:more]
+    return fields, body.strip() + "\n"
+
+
+def read_posts(posts_dir: Path = POSTS_DIR) -> list[Post]:
+    """All archived excerpts, sorted by slug."""
+    posts = []
+    for path in sorted(posts_dir.glob("*.md")):
+        fields, body = split_front_matter(path.read_text(encoding="utf-8"))
+        posts.append(Post(slug=path.stem,
+                          categories=tuple(fields.get("categories") or ()),
+                          tags=tuple(fields.get("tags") or ()),
+                          text=body))
+    if not posts:
+        raise FileNotFoundError(f"no posts found under {posts_dir}")
+    return posts
+
+
+def read_texts(repeat: int = 1) -> Iterator[str]:
+    """Yield the Markdown body of every archived excerpt (front matter stripped), ``repeat`` times.
+
+    ``repeat`` only makes the workload larger for timing; the texts are the same each round.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    texts = [post.text for post in read_posts()]
+    for _ in range(repeat):
+        yield from texts
+
+
+def tokenize(text: str) -> list[str]:
+    """jieba's default (accurate-mode, HMM on) segmentation; whitespace tokens are dropped."""
+    return [token for token in jieba.lcut(text) if token.strip()]
+
+
+def chinese_words(text: str) -> list[str]:
+    """The jieba tokens made only of CJK characters (drops punctuation, Latin, digits, markup)."""
+    return [token for token in tokenize(text) if CJK_RUN.fullmatch(token)]

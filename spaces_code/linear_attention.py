@@ -1,0 +1,96 @@
+"""Transformer升级之路：3、从Performer到线性Attention — https://kexue.fm/archives/8338
+
+Linear attention in the form of "Transformers are RNNs" (Katharopoulos et al., 2020,
+arXiv:2006.16236), seen from Performer (Choromanski et al., 2020, arXiv:2009.14794). With feature maps
+:math:`\\phi, \\varphi` the article writes
+
+.. math::
+
+    Attention(Q,K,V)_i = \\frac{\\sum_{j=1}^n \\phi(q_i)^\\top\\varphi(k_j)\\,v_j}
+                              {\\sum_{j=1}^n \\phi(q_i)^\\top\\varphi(k_j)}
+                       = \\frac{\\phi(q_i)^\\top \\sum_j \\varphi(k_j) v_j^\\top}
+                              {\\phi(q_i)^\\top \\sum_j \\varphi(k_j)},
+
+and computing the sums first makes the cost :math:`\\mathscr{O}(n)` instead of :math:`\\mathscr{O}(n^2)`.
+For a causal (unidirectional) model the sums run over :math:`j \\le i`, i.e. they are prefix sums
+:math:`S_i = \\sum_{j\\le i}\\varphi(k_j)v_j^\\top`, :math:`z_i = \\sum_{j\\le i}\\varphi(k_j)`.
+
+This module holds the one prefix-sum implementation of the project; :mod:`spaces_code.performer`
+plugs its random features into it. :func:`quadratic_feature_attention` is the :math:`\\mathscr{O}(n^2)`
+masked form of the same formula, kept as the reference the prefix sums must equal. The attention matrix
+:math:`\\phi(Q)\\varphi(K)^\\top` has rank at most the feature dimension :math:`m` — the "low rank"
+limitation the article discusses; :func:`attention_matrix_rank` measures it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def elu_feature_map(x: Tensor) -> Tensor:
+    """:math:`\\phi(x) = \\mathrm{elu}(x) + 1 > 0` (Katharopoulos et al.)."""
+    return F.elu(x) + 1.0
+
+
+def feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
+                          causal: bool = False, eps: float = 1e-12) -> Tensor:
+    """Linear attention from precomputed non-negative features.
+
+    ``q_features`` :math:`\\phi(Q)` is ``(..., n_q, m)``, ``k_features`` :math:`\\varphi(K)` is
+    ``(..., n_k, m)``, ``v`` is ``(..., n_k, d_v)``; returns ``(..., n_q, d_v)``. ``causal=True`` needs
+    ``n_q == n_k`` and uses prefix sums, so position ``i`` only sees ``j <= i``. ``eps`` guards the
+    division when all features of a row underflow to zero.
+    """
+    if causal:
+        return causal_feature_map_attention(q_features, k_features, v, eps)
+    # $\sum_j \varphi(k_j) v_j^\top$ and $\sum_j \varphi(k_j)$, computed once for all queries
+    kv = k_features.transpose(-2, -1) @ v  # (..., m, d_v)
+    k_sum = k_features.sum(dim=-2)  # (..., m)
+    numerator = q_features @ kv  # (..., n_q, d_v)
+    denominator = (q_features * k_sum.unsqueeze(-2)).sum(dim=-1, keepdim=True)  # (..., n_q, 1)
+    return numerator / denominator.clamp_min(eps)
+
+
+def causal_feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
+                                 eps: float = 1e-12) -> Tensor:
+    """Causal linear attention by prefix sums (the RNN form): memory ``(..., n, m, d_v)``.
+
+    .. math:: out_i = \\frac{\\phi(q_i)^\\top S_i}{\\phi(q_i)^\\top z_i},\\quad
+              S_i = S_{i-1} + \\varphi(k_i)v_i^\\top,\\quad z_i = z_{i-1} + \\varphi(k_i)
+    """
+    if q_features.shape[-2] != k_features.shape[-2]:
+        raise ValueError("causal attention needs as many queries as keys "
+                         f"(got {q_features.shape[-2]} and {k_features.shape[-2]})")
+    # $S_i = \sum_{j \le i} \varphi(k_j) v_j^\top$
+    prefix_kv = torch.cumsum(k_features.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., n, m, d_v)
+    # $z_i = \sum_{j \le i} \varphi(k_j)$
+    prefix_k = torch.cumsum(k_features, dim=-2)  # (..., n, m)
+    numerator = (q_features.unsqueeze(-2) @ prefix_kv).squeeze(-2)  # (..., n, d_v)
+    denominator = (q_features * prefix_k).sum(dim=-1, keepdim=True)  # (..., n, 1)
+    return numerator / denominator.clamp_min(eps)
+
+
+def quadratic_feature_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
+                                mask: Tensor | None = None, eps: float = 1e-12) -> Tensor:
+    """The same attention in :math:`\\mathscr{O}(n^2)` form: form
+    :math:`A = \\phi(Q)\\varphi(K)^\\top \\odot M`, normalise its rows, multiply by ``V``.
+    ``mask`` (True = may attend) broadcasts to ``(..., n_q, n_k)``."""
+    # $A_{ij} = \phi(q_i)^\top \varphi(k_j)$
+    scores = q_features @ k_features.transpose(-2, -1)  # (..., n_q, n_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask.to(device=scores.device, dtype=torch.bool), 0.0)
+    return (scores @ v) / scores.sum(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
+    """Linear attention with :math:`\\phi = \\varphi = \\mathrm{elu} + 1`; ``q, k`` are
+    ``(..., n, d)``, ``v`` is ``(..., n, d_v)``."""
+    return feature_map_attention(elu_feature_map(q), elu_feature_map(k), v, causal=causal)
+
+
+def attention_matrix_rank(q_features: Tensor, k_features: Tensor, rtol: float = 1e-6) -> int:
+    """Numerical rank of the unnormalised attention matrix :math:`\\phi(Q)\\varphi(K)^\\top`
+    (a single ``(n, m)`` pair); it never exceeds ``m``."""
+    scores = (q_features @ k_features.transpose(-2, -1)).double()  # (n_q, n_k)
+    return int(torch.linalg.matrix_rank(scores, rtol=rtol))

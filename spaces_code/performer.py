@@ -1,0 +1,86 @@
+"""Performer：用随机投影将Attention的复杂度线性化 — https://kexue.fm/archives/7921
+
+FAVOR+ (Fast Attention Via positive Orthogonal Random features) from "Rethinking Attention with
+Performers" (Choromanski et al., 2020, arXiv:2009.14794). The exponential kernel of softmax attention is
+an expectation over Gaussian projections,
+
+.. math::
+
+    e^{q\\cdot k} = \\mathbb{E}_{\\omega\\sim\\mathcal{N}(0, I_d)}
+        \\left[e^{\\omega\\cdot q - \\|q\\|^2/2} \\times e^{\\omega\\cdot k - \\|k\\|^2/2}\\right]
+    \\approx \\tilde{q}\\cdot\\tilde{k},\\qquad
+    \\tilde{x} = \\frac{1}{\\sqrt{m}}\\left(e^{\\omega_1\\cdot x - \\|x\\|^2/2}, \\dots,
+                 e^{\\omega_m\\cdot x - \\|x\\|^2/2}\\right),
+
+so :math:`\\exp(QK^\\top/\\sqrt{d})` is replaced by the rank-:math:`m` product
+:math:`\\tilde{Q}\\tilde{K}^\\top` (after :math:`q, k \\to q/d^{1/4}, k/d^{1/4}`), and attention becomes
+linear attention with positive features (see :mod:`spaces_code.linear_attention`, whose non-causal
+and causal prefix-sum forms are used here). The features are positive, so the normaliser stays
+positive. Drawing :math:`\\omega_1..\\omega_m` orthogonal (in blocks of :math:`d`, each row rescaled to
+a :math:`\\chi_d`-distributed norm) keeps every feature unbiased and lowers the variance.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from spaces_code.linear_attention import feature_map_attention
+
+
+def gaussian_projection(num_features: int, dim: int, orthogonal: bool = False,
+                        generator: torch.Generator | None = None,
+                        device: torch.device | str | None = None,
+                        dtype: torch.dtype = torch.float32) -> Tensor:
+    """Projection :math:`(\\omega_1, \\dots, \\omega_m)` of shape ``(m, d)``.
+
+    ``orthogonal=False``: i.i.d. :math:`\\mathcal{N}(0, I_d)` rows. ``orthogonal=True``: rows within each
+    block of ``d`` are exactly orthogonal (QR of a Gaussian matrix, signs fixed so the frame is Haar
+    distributed), each rescaled by the norm of an independent Gaussian vector, so every row is still
+    marginally :math:`\\mathcal{N}(0, I_d)`.
+    """
+    if num_features < 1 or dim < 1:
+        raise ValueError(f"need num_features >= 1 and dim >= 1, got {num_features}, {dim}")
+    if not orthogonal:
+        return torch.randn(num_features, dim, generator=generator, device=device, dtype=dtype)
+    blocks = []
+    for _ in range(math.ceil(num_features / dim)):
+        gaussian = torch.randn(dim, dim, generator=generator, device=device, dtype=torch.float64)
+        q, r = torch.linalg.qr(gaussian)
+        blocks.append((q * torch.sign(torch.diagonal(r))).T)  # (d, d), orthonormal rows
+    directions = torch.cat(blocks)[:num_features]  # (m, d)
+    # $\|\omega_i\| \sim \chi_d$: the norm of a fresh Gaussian vector
+    norms = torch.randn(num_features, dim, generator=generator, device=device,
+                        dtype=torch.float64).norm(dim=-1, keepdim=True)  # (m, 1)
+    return (directions * norms).to(dtype)
+
+
+def log_positive_random_features(x: Tensor, projection: Tensor) -> Tensor:
+    """:math:`\\log\\tilde{x}_i = \\omega_i\\cdot x - \\|x\\|^2/2 - \\tfrac12\\log m`, shape (..., n, m)."""
+    m = projection.shape[0]
+    # $\omega_i \cdot x - \|x\|^2 / 2 - \log\sqrt{m}$
+    return x @ projection.T - 0.5 * (x * x).sum(dim=-1, keepdim=True) - 0.5 * math.log(m)
+
+
+def positive_random_features(x: Tensor, projection: Tensor) -> Tensor:
+    """FAVOR+ features :math:`\\tilde{x}` of ``x`` (..., n, d) -> (..., n, m); for any ``q, k``,
+    :math:`\\mathbb{E}[\\tilde{q}\\cdot\\tilde{k}] = e^{q\\cdot k}`."""
+    return log_positive_random_features(x, projection).exp()
+
+
+def performer_attention(q: Tensor, k: Tensor, v: Tensor, projection: Tensor,
+                        causal: bool = False) -> Tensor:
+    """FAVOR+ approximation of ``softmax(q k^T / sqrt(d)) v`` in :math:`\\mathscr{O}(n m d)`.
+
+    ``q, k`` (..., n, d), ``v`` (..., n, d_v), ``projection`` (m, d) from :func:`gaussian_projection`.
+    Before exponentiating, each query row loses its own maximum and all keys lose their common maximum:
+    both factors cancel between numerator and denominator, and nothing overflows.
+    """
+    scale = q.shape[-1] ** -0.25
+    # $q/d^{1/4} \cdot k/d^{1/4} = q\cdot k/\sqrt{d}$
+    log_q = log_positive_random_features(q * scale, projection)  # (..., n, m)
+    log_k = log_positive_random_features(k * scale, projection)  # (..., n, m)
+    q_features = (log_q - log_q.amax(dim=-1, keepdim=True)).exp()
+    k_features = (log_k - log_k.amax(dim=(-2, -1), keepdim=True)).exp()
+    return feature_map_attention(q_features, k_features, v, causal=causal)

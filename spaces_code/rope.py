@@ -1,0 +1,104 @@
+"""Transformer升级之路：4、二维位置的旋转式位置编码 — https://kexue.fm/archives/8397
+
+Rotary position embedding (RoPE), introduced in the series' part 2 and the paper RoFormer (Su et al.,
+2021, arXiv:2104.09864), and its 2-D extension for image patches discussed in this article.
+
+1-D: the pair of components :math:`(x_{2i}, x_{2i+1})` is rotated by the angle :math:`m\\theta_i`,
+
+.. math::
+
+    \\mathcal{R}_m = \\mathrm{diag}\\big(R(m\\theta_0), \\dots, R(m\\theta_{d/2-1})\\big),\\quad
+    R(\\phi) = \\begin{pmatrix}\\cos\\phi & -\\sin\\phi\\\\ \\sin\\phi & \\cos\\phi\\end{pmatrix},\\quad
+    \\theta_i = 10000^{-2i/d},
+
+so that :math:`\\langle\\mathcal{R}_m q, \\mathcal{R}_n k\\rangle = q^\\top\\mathcal{R}_{n-m}k`
+(:math:`\\mathcal{R}_m^\\top\\mathcal{R}_n = \\mathcal{R}_{n-m}`, each block being a rotation).
+
+2-D: for a position :math:`(x, y)` the article uses a block-diagonal matrix built from two 1-D RoPEs,
+
+.. math::
+
+    \\mathcal{R}_{x,y} = \\begin{pmatrix}\\mathcal{R}_x & 0\\\\ 0 & \\mathcal{R}_y\\end{pmatrix},\\qquad
+    \\mathcal{R}_{x_1,y_1}^\\top\\mathcal{R}_{x_2,y_2} = \\mathcal{R}_{x_2-x_1,\\,y_2-y_1},
+
+i.e. the first half of the dimensions is rotated by :math:`x`, the second half by :math:`y` (so
+:math:`d` must be divisible by 4). Both are orthogonal, commute, and depend only on the 2-D offset.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def rope_frequencies(d: int, base: float = 10000.0, device: torch.device | str | None = None) -> Tensor:
+    """:math:`\\theta_i = \\mathrm{base}^{-2i/d}` for ``i = 0 .. d/2-1``, float64, shape ``(d/2,)``."""
+    if d % 2:
+        raise ValueError(f"RoPE needs an even dimension d, got d={d}")
+    # $\theta_i = 10000^{-2i/d}$
+    return base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+
+
+def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
+    """Rotate ``x`` (..., n, d) by :math:`\\mathcal{R}_m` with ``m = positions`` (n,) integers.
+
+    ``positions`` may also carry leading batch dimensions that broadcast with ``x`` (..., n). Angles are
+    computed in float64 so that large positions keep their accuracy, then cast to ``x.dtype``.
+    """
+    d = x.shape[-1]
+    if d % 2:
+        raise ValueError(f"apply_rope needs an even last dimension, got x.shape[-1]={d}")
+    if positions.shape[-1] != x.shape[-2]:
+        raise ValueError(
+            f"positions has length {positions.shape[-1]} but x has {x.shape[-2]} positions (dim -2)")
+    theta = rope_frequencies(d, base, device=x.device)  # (d/2,)
+    # $m\theta_i$
+    angles = positions.to(device=x.device, dtype=torch.float64)[..., None] * theta  # (..., n, d/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., n, d/2) each
+    # $(x_{2i}, x_{2i+1}) \mapsto (x_{2i}\cos m\theta_i - x_{2i+1}\sin m\theta_i,\;
+    #   x_{2i}\sin m\theta_i + x_{2i+1}\cos m\theta_i)$
+    rotated_even = x_even * cos - x_odd * sin
+    rotated_odd = x_even * sin + x_odd * cos
+    return torch.stack((rotated_even, rotated_odd), dim=-1).flatten(-2)  # (..., n, d)
+
+
+def apply_rope_2d(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
+    """2-D RoPE: ``x`` (..., n, d) with ``d % 4 == 0``, ``positions`` (n, 2) integer ``(x, y)`` pairs.
+
+    The first ``d/2`` components are rotated by the 1-D RoPE of the first coordinate, the last ``d/2``
+    by that of the second coordinate: :math:`\\mathcal{R}_{x,y} = \\mathrm{diag}(\\mathcal{R}_x,
+    \\mathcal{R}_y)`.
+    """
+    d = x.shape[-1]
+    if d % 4:
+        raise ValueError(f"apply_rope_2d needs a last dimension divisible by 4, got {d}")
+    if positions.shape[-1] != 2:
+        raise ValueError(f"positions must have shape (n, 2), got {tuple(positions.shape)}")
+    half = d // 2
+    # $\mathcal{R}_{x,y} = \mathrm{diag}(\mathcal{R}_x, \mathcal{R}_y)$
+    first = apply_rope(x[..., :half], positions[..., 0], base)  # (..., n, d/2)
+    second = apply_rope(x[..., half:], positions[..., 1], base)  # (..., n, d/2)
+    return torch.cat((first, second), dim=-1)
+
+
+def rope_matrix(position: float, d: int, base: float = 10000.0,
+                device: torch.device | str | None = None) -> Tensor:
+    """The explicit ``(d, d)`` float64 matrix :math:`\\mathcal{R}_m`, built block by block.
+
+    Independent of :func:`apply_rope` (which never forms the matrix), so tests can compare the two.
+    """
+    phi = position * rope_frequencies(d, base, device=device)  # (d/2,)
+    c, s = phi.cos(), phi.sin()
+    # $R(\phi) = [[\cos\phi, -\sin\phi], [\sin\phi, \cos\phi]]$ for each frequency
+    blocks = torch.stack((c, -s, s, c), dim=-1).reshape(-1, 2, 2)  # (d/2, 2, 2)
+    return torch.block_diag(*blocks.unbind(0))  # (d, d)
+
+
+def rope_matrix_2d(position_xy: tuple[float, float], d: int, base: float = 10000.0,
+                   device: torch.device | str | None = None) -> Tensor:
+    """The explicit ``(d, d)`` float64 matrix :math:`\\mathcal{R}_{x,y} = \\mathrm{diag}(\\mathcal{R}_x,
+    \\mathcal{R}_y)`."""
+    if d % 4:
+        raise ValueError(f"2-D RoPE needs d divisible by 4, got d={d}")
+    px, py = position_xy
+    return torch.block_diag(rope_matrix(px, d // 2, base, device), rope_matrix(py, d // 2, base, device))

@@ -1,0 +1,114 @@
+"""NICE (article 27): exact inverse, log-det equal to the autograd Jacobian, normalised density."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spaces_code.nice import NICE, AdditiveCoupling
+
+
+def random_nice(dim: int, seed: int = 0, dtype=torch.float32, device="cpu") -> NICE:
+    torch.manual_seed(seed)
+    model = NICE(dim, n_couplings=4, hidden=32)
+    with torch.no_grad():
+        # larger shifts and a non-trivial scale, so that the test is not near the identity
+        for p in model.couplings.parameters():
+            p.mul_(2.0)
+        model.log_scale.copy_(0.4 * torch.randn(dim))
+    return model.to(device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5, 8])
+def test_inverse_is_exact_float32(device, generator, dim):
+    model = random_nice(dim, device=device)
+    x = torch.randn(256, dim, generator=generator, device=device)
+    with torch.no_grad():
+        z, _ = model(x)
+        # NICE inverts exactly: only float32 rounding remains (tolerance 1e-5)
+        assert (model.inverse(z) - x).abs().max().item() < 1e-5
+        assert (model(model.inverse(z))[0] - z).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5])
+def test_log_det_equals_autograd_jacobian(dim):
+    model = random_nice(dim, seed=dim, dtype=torch.float64)
+    x = torch.randn(6, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    _, log_det = model(x)
+    for i in range(x.shape[0]):
+        jac = torch.autograd.functional.jacobian(lambda v: model(v)[0], x[i])
+        sign, logabs = torch.linalg.slogdet(jac)
+        assert sign.item() == 1.0
+        assert abs(logabs.item() - log_det[i].item()) < 1e-12
+
+
+def test_coupling_alone_has_unit_determinant():
+    torch.manual_seed(0)
+    layer = AdditiveCoupling(5, hidden=16, shift_first=True).double()
+    x = torch.randn(5, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(layer, x)
+    assert abs(torch.linalg.det(jac).item() - 1) < 1e-12
+    assert torch.allclose(layer.inverse(layer(x)), x, atol=1e-14)
+
+
+def test_density_integrates_to_one():
+    model = random_nice(2, seed=3, dtype=torch.float64)
+    # midpoint rule on [-L, L]^2; the prior's tails beyond L are negligible for these scales
+    m, half = 600, 14.0
+    t = (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m) - half
+    grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), dim=-1)  # (m, m, 2)
+    with torch.no_grad():
+        total = torch.exp(model.log_prob(grid)).sum().item() * (2 * half / m) ** 2
+    assert abs(total - 1) < 1e-3
+
+
+def test_log_prob_formula_and_batch_dims(device):
+    model = random_nice(3, device=device)
+    x = torch.randn(2, 4, 3, device=device)
+    with torch.no_grad():
+        z, log_det = model(x)
+        expected = -1.5 * math.log(2 * math.pi) - 0.5 * (z ** 2).sum(-1) + model.log_scale.sum()
+        assert log_det.shape == (2, 4)
+        assert torch.allclose(model.log_prob(x), expected, atol=1e-5)
+        assert torch.allclose(model.log_prob(x).reshape(-1), model.log_prob(x.reshape(-1, 3)), atol=1e-6)
+
+
+def test_device_matches_cpu(device):
+    cpu_model = random_nice(4)
+    dev_model = random_nice(4, device=device)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        z_cpu, ld_cpu = cpu_model(x)
+        z_dev, ld_dev = dev_model(x.to(device))
+    assert torch.allclose(z_dev.cpu(), z_cpu, atol=1e-5)
+    assert torch.allclose(ld_dev.cpu(), ld_cpu, atol=1e-6)
+
+
+def test_sample_is_inverse_of_prior_draw(device):
+    model = random_nice(3, device=device)
+    with torch.no_grad():
+        x = model.sample(100, torch.Generator(device=device).manual_seed(5))
+        z = torch.randn(100, 3, generator=torch.Generator(device=device).manual_seed(5), device=device)
+        assert torch.allclose(model(x)[0], z, atol=1e-5)
+
+
+def test_training_lowers_nll():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 2, generator=gen) * torch.tensor([0.3, 2.0]) + torch.tensor([1.0, -1.0])
+    torch.manual_seed(0)
+    model = NICE(2, n_couplings=2, hidden=16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    start = -model.log_prob(x).mean().item()
+    for _ in range(150):
+        opt.zero_grad()
+        loss = -model.log_prob(x).mean()
+        loss.backward()
+        opt.step()
+    # the exact NLL of this Gaussian is 1 + log(2 pi) + log(0.3 * 2) = 2.327; starting above 3
+    assert start > 3.0 and loss.item() < 2.45
+
+
+def test_rejects_one_dimension():
+    with pytest.raises(ValueError):
+        NICE(1)
