@@ -101,9 +101,9 @@ def metropolis_hastings(target: Tensor, num_samples: int, *, proposal: Tensor | 
     steps = burn_in + math.ceil(num_samples / num_chains)
     chain = torch.empty(steps, num_chains, dtype=torch.long, device=target.device)
     uniforms = torch.rand(steps, 2, num_chains, generator=generator, device=target.device, dtype=target.dtype)
-    cdf, last = proposal.cumsum(-1), _last_positive(proposal)  # (n, n), (n,)
+    stacked, last = _stacked_cdf(proposal), _last_positive(proposal)  # (n * n,), (n,)
     for t in range(steps):
-        candidate = _inverse_cdf(cdf[state], last[state], uniforms[t, 0])  # (chains,)
+        candidate = _draw_from_rows(stacked, last, state, uniforms[t, 0])  # (chains,)
         # $\alpha = \min(1, p(y) q(x|y) / (p(x) q(y|x)))$; p(x) > 0 along the chain
         ratio = (target[candidate] * proposal[candidate, state]) / (target[state] * proposal[state, candidate])
         state = torch.where(uniforms[t, 1] < ratio, candidate, state)
@@ -126,7 +126,7 @@ def gibbs_sampling(table: Tensor, num_samples: int, *, init: Tensor | None = Non
     state = _unravel(flat, shape)  # (chains, k)
     # per coordinate i: rows of the table along axis i, indexed by the other coordinates
     rows = [table.movedim(i, -1).reshape(-1, shape[i]) for i in range(k)]  # (prod n_{-i}, n_i)
-    cdfs = [r.cumsum(-1) for r in rows]
+    stacked = [_stacked_cdf(r) for r in rows]
     lasts = [_last_positive(r) for r in rows]
     strides = [_strides(shape[:i] + shape[i + 1:], insert_zero_at=i, device=table.device) for i in range(k)]
     steps = burn_in + math.ceil(num_samples / num_chains)
@@ -136,7 +136,7 @@ def gibbs_sampling(table: Tensor, num_samples: int, *, init: Tensor | None = Non
         for i in range(k):
             other = (state * strides[i]).sum(-1)  # (chains,) row of $x_{-i}$
             # $x_i \sim p(x_i \mid x_{-i}) \propto \tilde p(x_1, \dots, x_k)$ as a function of $x_i$
-            state[:, i] = _inverse_cdf(cdfs[i][other], lasts[i][other], uniforms[t, i])
+            state[:, i] = _draw_from_rows(stacked[i], lasts[i], other, uniforms[t, i])
         chain[t] = state
     return chain[burn_in:].reshape(-1, k)[:num_samples]
 
@@ -168,14 +168,28 @@ def _initial_states(target: Tensor, num_chains: int, init: Tensor | None,
     return init
 
 
-def _inverse_cdf(cdf: Tensor, last: Tensor, u: Tensor) -> Tensor:
-    """Draw one index per row of cumulative weights ``cdf`` ``(rows, n)`` from uniforms ``u`` ``(rows,)``.
+def _stacked_cdf(weights: Tensor) -> Tensor:
+    """Row-normalised CDFs of ``weights`` ``(rows, n)``, row r shifted into (r, r + 1], flattened.
 
-    ``right=True`` never lands on a zero-weight state; ``last`` (the last positive state of each row)
-    guards against ``u * total`` rounding up to ``total``.
+    The result is sorted, so one ``searchsorted`` of ``r + u`` draws from row r without gathering rows
+    (a per-step gather of whole rows is the slow part of a chain on a busy CPU).
     """
-    index = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
-    return torch.minimum(index, last)
+    cdf = weights.cumsum(-1)
+    cdf = torch.where(cdf[:, -1:] > 0, cdf / cdf[:, -1:], 1.0)  # all-zero rows are never drawn from
+    cdf[:, -1] = 1.0
+    offsets = torch.arange(weights.shape[0], device=weights.device, dtype=cdf.dtype)[:, None]
+    return (cdf + offsets).reshape(-1)  # (rows * n,)
+
+
+def _draw_from_rows(stacked: Tensor, last: Tensor, rows: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF draw ``(chains,)`` from the given ``rows`` with uniforms ``u`` ``(chains,)``.
+
+    ``right=True`` never lands on a zero-weight entry; ``last`` (each row's last positive entry)
+    guards against ``r + u`` rounding up to ``r + 1``.
+    """
+    n = last.new_tensor(stacked.numel() // last.numel())
+    flat = torch.searchsorted(stacked, rows.to(stacked.dtype) + u, right=True)
+    return torch.minimum(flat - rows * n, last[rows])
 
 
 def _last_positive(weights: Tensor) -> Tensor:
