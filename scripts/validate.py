@@ -146,14 +146,15 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
             if not isinstance(slug, str) or not SLUG_RE.match(slug):
                 problems.append(Problem(rel, line_of("slug"), f"slug {slug!r} must be lower-case words "
                                                               "joined by '-'"))
-            elif slug != path.stem:
-                problems.append(Problem(rel, line_of("slug"), f"slug '{slug}' differs from the file name "
-                                                              f"— rename the file to {slug}.md"))
-            elif slug in seen_slugs:
-                problems.append(Problem(rel, line_of("slug"), f"duplicate slug '{slug}' (also in "
-                                                              f"{seen_slugs[slug]}) — choose another"))
             else:
-                seen_slugs[slug] = rel
+                if slug != path.stem:
+                    problems.append(Problem(rel, line_of("slug"), f"slug '{slug}' differs from the file "
+                                                                  f"name — rename the file to {slug}.md"))
+                if slug in seen_slugs:
+                    problems.append(Problem(rel, line_of("slug"), f"duplicate slug '{slug}' (also in "
+                                                                  f"{seen_slugs[slug]}) — choose another"))
+                else:
+                    seen_slugs[slug] = rel
         date = meta.get("date")
         if date is not None:
             if isinstance(date, dt.datetime):
@@ -191,11 +192,12 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
             if a not in authors:
                 problems.append(Problem(rel, line_of("authors"), f"unknown author '{a}' — add it to "
                                                                  "docs/.authors.yml"))
-        for number, line in _outside_code(lines, body_start):
+        for number, line in enumerate(lines[body_start - 1:], start=body_start):
             m = INCLUDE_RE.match(line)
             if m and not (root / m.group(1)).is_file():
                 problems.append(Problem(rel, number, f"snippet include '{m.group(1)}' points at no file — "
                                                      "create it or fix the path"))
+        for number, line in _outside_code(lines, body_start):
             if FENCE_RE.match(line):
                 continue
             for pattern, message in HOSTILE:

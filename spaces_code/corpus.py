@@ -9,9 +9,10 @@ argument, so the corpus cannot be passed in: it must be found by the function it
 excerpts stored in ``docs/posts/*.md``, located relative to the package (``Path(__file__).parents[1]``),
 so no download is ever needed. Everything else in ``spaces_code`` takes texts or counts as arguments.
 
-Each post keeps only the original excerpt: the YAML front matter is stripped, and so is everything
-after the ``<!-- more -->`` line (the companion sections appended by this project), so the corpus does
-not change when code sections are added to the pages.
+Each post keeps only the original excerpt's Markdown: the YAML front matter is stripped, and so is
+what this archive added around the text — everything after the ``<!-- more -->`` line (the companion
+sections, so the corpus does not change when code is added to a page), the markup of each missing-image
+placeholder (its caption, which is the original's, stays) and the closing "点击阅读全文..." link.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ jieba.setLogLevel(logging.WARNING)
 
 POSTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "posts"
 MORE_MARKER = "<!-- more -->"
+# the archive's placeholder for a missing image; group 1 is the original caption
+FIGURE_PLACEHOLDER = re.compile(r'<figure class="missing-image".*?<figcaption>(.*?)</figcaption>\s*</figure>',
+                                re.DOTALL)
+READ_MORE_LINK = re.compile(r"^\[点击阅读全文\.\.\.\]\(.*$", re.MULTILINE)
 # a run of CJK unified ideographs: what the word statistics of #29 and #30 look at
 CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
@@ -47,7 +52,8 @@ def split_front_matter(markdown: str) -> tuple[dict[str, list[str] | str], str]:
 
     Only the flat ``key: value`` and ``key:`` + ``- item`` forms used by the posts are parsed, which
     keeps the core package free of a YAML dependency. Returns ``(fields, body)``; the body is the text
-    up to (not including) the ``<!-- more -->`` line when there is one.
+    up to (not including) the ``<!-- more -->`` line when there is one, with image placeholders
+    reduced to their captions and the read-more link removed.
     """
     fields: dict[str, list[str] | str] = {}
     body = markdown
@@ -69,6 +75,8 @@ def split_front_matter(markdown: str) -> tuple[dict[str, list[str] | str], str]:
     more = body.find(MORE_MARKER)
     if more >= 0:
         body = body[:more]
+    body = FIGURE_PLACEHOLDER.sub(lambda match: match.group(1), body)
+    body = READ_MORE_LINK.sub("", body)
     return fields, body.strip() + "\n"
 
 

@@ -187,7 +187,7 @@ def _draw_from_rows(stacked: Tensor, last: Tensor, rows: Tensor, u: Tensor) -> T
     ``right=True`` never lands on a zero-weight entry; ``last`` (each row's last positive entry)
     guards against ``r + u`` rounding up to ``r + 1``.
     """
-    n = last.new_tensor(stacked.numel() // last.numel())
+    n = stacked.numel() // last.numel()
     flat = torch.searchsorted(stacked, rows.to(stacked.dtype) + u, right=True)
     return torch.minimum(flat - rows * n, last[rows])
 

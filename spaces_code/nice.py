@@ -34,7 +34,7 @@ def _mlp(d_in: int, d_out: int, hidden: int, depth: int) -> nn.Sequential:
 
 
 class AdditiveCoupling(nn.Module):
-    """$h_1 = x_1,\ h_2 = x_2 + m(x_1)$ on the split ``x[..., :k] | x[..., k:]``, ``k = dim // 2``.
+    r"""$h_1 = x_1,\ h_2 = x_2 + m(x_1)$ on the split ``x[..., :k] | x[..., k:]``, ``k = dim // 2``.
 
     ``shift_first=True`` swaps the roles: the first part is shifted by $m$ of the second.
     """
@@ -68,7 +68,7 @@ class AdditiveCoupling(nn.Module):
 
 
 class NICE(nn.Module):
-    """Additive couplings that alternate halves, then the scaling layer $z = s\otimes h$ with $s = e^{\log s}$."""
+    r"""Additive couplings that alternate halves, then the scaling layer $z = s\otimes h$ with $s = e^{\log s}$."""
 
     def __init__(self, dim: int, n_couplings: int = 4, hidden: int = 64, depth: int = 2):
         super().__init__()
@@ -78,7 +78,7 @@ class NICE(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """$z = f(x)$ (..., dim) and $\log|\det \partial z/\partial x|$ (...,)."""
+        r"""$z = f(x)$ (..., dim) and $\log|\det \partial z/\partial x|$ (...,)."""
         h = x
         for coupling in self.couplings:
             h = coupling(h)
@@ -94,13 +94,13 @@ class NICE(nn.Module):
         return h
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """$\log q(x)$ (...,) under the standard normal prior."""
+        r"""$\log q(x)$ (...,) under the standard normal prior."""
         z, log_det = self(x)
         # log q(x) = -D/2 log(2 pi) - 1/2 ||s * f(x)||^2 + sum_i log s_i
         return -0.5 * self.dim * math.log(2 * math.pi) - 0.5 * z.square().sum(-1) + log_det
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n, dim) samples $x = f^{-1}(z)$, $z\sim\mathcal{N}(0, I)$."""
+        r"""(n, dim) samples $x = f^{-1}(z)$, $z\sim\mathcal{N}(0, I)$."""
         ref = self.log_scale
         z = torch.randn(n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype)
         return self.inverse(z)

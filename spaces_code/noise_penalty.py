@@ -13,7 +13,7 @@ with an error $O(\sigma^4)$. For a squared loss $l = (f(x) - y)^2$,
 $\mathrm{tr}\,\nabla_x^2 l = 2\Vert\nabla_x f\Vert^2 + 2(f(x) - y)\,\Delta_x f$, so near a fit ($f\approx y$)
 noise is a gradient penalty $\sigma^2\Vert\nabla_x f\Vert^2$.
 
-Loss functions here map one input (d,) to a scalar; batches are handled with ``torch.func.vmap``.
+Loss functions here are batched: they map inputs (..., d) to losses (...); ``x`` is one point (d,).
 """
 from __future__ import annotations
 
@@ -31,9 +31,21 @@ class MonteCarloEstimate(NamedTuple):
     stderr: Tensor  # standard error of ``mean``
 
 
+def _gradient_rows(loss_fn: LossFn, x: Tensor, copies: int) -> tuple[Tensor, Tensor]:
+    """``copies`` independent copies of ``x`` (copies, d) and the loss gradient at each, kept differentiable."""
+    rows = x.detach().expand(copies, x.shape[-1]).clone().requires_grad_(True)  # (copies, d)
+    grad = torch.autograd.grad(loss_fn(rows).sum(), rows, create_graph=True)[0]  # (copies, d)
+    return rows, grad
+
+
 def hessian_trace(loss_fn: LossFn, x: Tensor) -> Tensor:
-    r"""$\mathrm{tr}\,\nabla_x^2 l(x)$ from the full Hessian (d, d), for small d."""
-    return torch.func.hessian(loss_fn)(x).diagonal().sum()
+    r"""$\mathrm{tr}\,\nabla_x^2 l(x) = \sum_i \partial^2 l/\partial x_i^2$ for one point ``x`` (d,).
+
+    Row $i$ of a (d, d) batch of copies differentiates $\partial l/\partial x_i$ only: one double backward.
+    """
+    rows, grad = _gradient_rows(loss_fn, x, x.shape[-1])
+    second = torch.autograd.grad(grad.diagonal().sum(), rows)[0]  # row i: $\partial_i \nabla l$
+    return second.diagonal().sum().detach()
 
 
 def hutchinson_trace(loss_fn: LossFn, x: Tensor, n_probes: int = 64,
@@ -41,14 +53,10 @@ def hutchinson_trace(loss_fn: LossFn, x: Tensor, n_probes: int = 64,
     r"""$\mathrm{tr}\,H \approx \frac{1}{K}\sum_k v_k^\top H v_k$ with Rademacher $v_k$: Hessian-vector products only."""
     signs = torch.randint(0, 2, (n_probes, x.shape[-1]), generator=generator, device=x.device)
     probes = signs.to(x.dtype) * 2 - 1  # (K, d)
-    grad_fn = torch.func.grad(loss_fn)
-
-    def quadratic_form(v: Tensor) -> Tensor:
-        # $v^\top H v$ via the directional derivative of the gradient
-        _, hvp = torch.func.jvp(grad_fn, (x,), (v,))
-        return v @ hvp
-
-    values = torch.func.vmap(quadratic_form)(probes)  # (K,)
+    rows, grad = _gradient_rows(loss_fn, x, n_probes)
+    hvp = torch.autograd.grad((grad * probes).sum(), rows)[0]  # (K, d) row k: $H v_k$
+    # $v_k^\top H v_k$
+    values = (hvp * probes).sum(-1).detach()  # (K,)
     return MonteCarloEstimate(values.mean(), values.std() / n_probes ** 0.5)
 
 
@@ -60,8 +68,8 @@ def noisy_loss(loss_fn: LossFn, x: Tensor, sigma: float, n_samples: int = 10_000
     removes most of the variance without biasing the estimate ($\pm\varepsilon$ have the same law).
     """
     eps = sigma * torch.randn(n_samples, x.shape[-1], generator=generator, device=x.device, dtype=x.dtype)
-    batched = torch.func.vmap(loss_fn)
-    pairs = 0.5 * (batched(x + eps) + batched(x - eps))  # (n_samples,)
+    with torch.no_grad():
+        pairs = 0.5 * (loss_fn(x + eps) + loss_fn(x - eps))  # (n_samples,)
     return MonteCarloEstimate(pairs.mean(), pairs.std() / n_samples ** 0.5)
 
 
@@ -83,8 +91,10 @@ def squared_loss_noise_terms(f: LossFn, x: Tensor, y: Tensor, sigma: float) -> S
     $\frac{1}{2}\sigma^2\,\mathrm{tr}\,\nabla_x^2(f-y)^2 = \sigma^2\Vert\nabla_x f\Vert^2 + \sigma^2(f - y)\Delta_x f$;
     the sum of the three fields equals :func:`second_order_noisy_loss` of $(f - y)^2$.
     """
-    residual = f(x) - y
-    grad = torch.func.grad(f)(x)  # (d,)
+    point = x.detach().requires_grad_(True)
+    value = f(point)
+    grad = torch.autograd.grad(value, point)[0]  # (d,)
+    residual = value.detach() - y
     laplacian = hessian_trace(f, x)
     # $\sigma^2\Vert\nabla_x f\Vert^2$ and $\sigma^2(f-y)\Delta_x f$
     return SquaredLossNoiseTerms(residual ** 2, sigma ** 2 * grad @ grad, sigma ** 2 * residual * laplacian)
@@ -93,11 +103,11 @@ def squared_loss_noise_terms(f: LossFn, x: Tensor, y: Tensor, sigma: float) -> S
 def mlp_function(weights: list[tuple[Tensor, Tensor]]) -> LossFn:
     r"""A smooth scalar MLP $x \mapsto W_L\tanh(\cdots\tanh(W_1 x + b_1)\cdots) + b_L$ from (W, b) pairs."""
     def f(x: Tensor) -> Tensor:
-        h = x
+        h = x  # (..., d)
         for w, b in weights[:-1]:
-            h = torch.tanh(w @ h + b)  # (hidden,)
+            h = torch.tanh(h @ w.T + b)  # (..., hidden)
         w, b = weights[-1]
-        return (w @ h + b).squeeze(-1)
+        return (h @ w.T + b).squeeze(-1)  # (...)
     return f
 
 

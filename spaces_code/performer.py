@@ -44,12 +44,12 @@ def gaussian_projection(num_features: int, dim: int, orthogonal: bool = False,
         raise ValueError(f"need num_features >= 1 and dim >= 1, got {num_features}, {dim}")
     if not orthogonal:
         return torch.randn(num_features, dim, generator=generator, device=device, dtype=dtype)
-    blocks = []
-    for _ in range(math.ceil(num_features / dim)):
-        gaussian = torch.randn(dim, dim, generator=generator, device=device, dtype=torch.float64)
-        q, r = torch.linalg.qr(gaussian)
-        blocks.append((q * torch.sign(torch.diagonal(r))).T)  # (d, d), orthonormal rows
-    directions = torch.cat(blocks)[:num_features]  # (m, d)
+    num_blocks = math.ceil(num_features / dim)
+    gaussian = torch.randn(num_blocks, dim, dim, generator=generator, device=device, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)  # batched over blocks
+    # fixing the signs by diag(R) makes each Q Haar distributed; its rows are orthonormal
+    frames = (q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)).transpose(-2, -1)
+    directions = frames.reshape(num_blocks * dim, dim)[:num_features]  # (m, d)
     # $\|\omega_i\| \sim \chi_d$: the norm of a fresh Gaussian vector
     norms = torch.randn(num_features, dim, generator=generator, device=device,
                         dtype=torch.float64).norm(dim=-1, keepdim=True)  # (m, 1)

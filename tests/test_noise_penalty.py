@@ -34,7 +34,7 @@ def test_exact_gaussian_integral_of_an_exponential(device, generator):
     # first two terms of $e^{s}$, $s = \sigma^2\Vert a\Vert^2/2$, so its relative error is $1-(1+s)e^{-s} \le s^2/2$
     a = torch.randn(5, generator=generator, device=device, dtype=torch.float64)
     x = torch.randn(5, generator=generator, device=device, dtype=torch.float64)
-    loss = lambda z: torch.exp(a @ z)  # noqa: E731
+    loss = lambda z: torch.exp(z @ a)  # noqa: E731  batched (..., d) -> (...)
     for sigma in (0.01, 0.1, 0.3):
         s = sigma ** 2 * (a @ a).item() / 2
         exact = math.exp((a @ x).item() + s)
@@ -51,7 +51,7 @@ def test_quadratic_loss_is_exact(device, generator):
     # for a quadratic loss the expansion has no remainder: E l(x + eps) = l(x) + sigma^2/2 tr A exactly
     m = torch.randn(6, 6, generator=generator, device=device, dtype=torch.float64)
     a = m @ m.T
-    loss = lambda z: 0.5 * z @ a @ z  # noqa: E731
+    loss = lambda z: 0.5 * ((z @ a) * z).sum(-1)  # noqa: E731
     x = torch.randn(6, generator=generator, device=device, dtype=torch.float64)
     torch.testing.assert_close(hessian_trace(loss, x), a.trace())
     torch.testing.assert_close(second_order_noisy_loss(loss, x, 0.7), loss(x) + 0.5 * 0.49 * a.trace())
@@ -74,8 +74,12 @@ def test_squared_loss_splits_into_gradient_penalty(device, generator):
     # at an exact fit only the gradient penalty is left
     fitted = squared_loss_noise_terms(f, x, f(x), sigma)
     assert fitted.loss.item() == 0 and fitted.curvature_term.item() == 0
-    grad = torch.func.grad(f)(x)
+    point = x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(f(point), point)[0]
     torch.testing.assert_close(fitted.gradient_penalty, sigma ** 2 * grad.pow(2).sum())
+    # and the Laplacian term against the full (autograd.functional) Hessian of f
+    hessian = torch.autograd.functional.hessian(f, x)
+    torch.testing.assert_close(terms.curvature_term, sigma ** 2 * (f(x) - y) * hessian.trace())
 
 
 def test_device_matches_cpu_float64(device):

@@ -216,8 +216,9 @@ def test_rendered_posts_keep_every_seed_paragraph(built_site):
     """The text readers see (not the Markdown) holds every paragraph and formula of the seeds."""
     cf = _load_check_fidelity()
     prose, math = [], set()
-    for _, meta, _ in POSTS:
-        text, maths = article_text(page(built_site, meta["slug"]), include_code=True)
+    # the posts, and the about page for the original site's licence statement
+    for slug in [meta["slug"] for _, meta, _ in POSTS] + ["about"]:
+        text, maths = article_text(page(built_site, slug), include_code=True)
         prose.append(_norm(text))
         math |= {_squash(strip_delimiters(html.unescape(m))) for m in maths}
     blob = "\n".join(prose)

@@ -36,7 +36,7 @@ ax_graph.imshow(adjacency.cpu()[order][:, order], cmap="Greys", interpolation="n
 for boundary in torch.cumsum(torch.bincount(found.cpu()), 0)[:-1].tolist():
     ax_graph.axhline(boundary - 0.5, color="tab:red", lw=1)
     ax_graph.axvline(boundary - 0.5, color="tab:red", lw=1)
-ax_graph.set_title("adjacency, nodes sorted by found module")
+ax_graph.set_title("adjacency, sorted by found module", fontsize=10)
 ax_graph.set_xticks([])
 ax_graph.set_yticks([])
 ax_merge.plot([n - k for k in range(len(history))], history, "o-", ms=3, label="greedy merges")

@@ -29,7 +29,7 @@ for name, mask in masks.items():
     worst = influence[forbidden].max().item() if forbidden.any() else 0.0
     print(f"{name:<26} {int(mask.sum()):>7}  {worst:>27.1f}  {influence[mask].min().item():>12.1e}")
 
-fig, axes = plt.subplots(1, 4, figsize=(10, 3))
+fig, axes = plt.subplots(1, 4, figsize=(10, 3.4))
 for ax, (name, mask) in zip(axes, masks.items()):
     ax.imshow(mask.cpu(), cmap="Blues", vmin=0, vmax=1.3)
     ax.set_title(name, fontsize=9)
