@@ -524,9 +524,12 @@ class Executor:
             return None
         tmp = Path(tempfile.mkdtemp(prefix="spaces-snippet-"))
         try:
-            return self._run(snippet, tmp)
+            record = self._run(snippet, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if record is not None and not record.ok and not self.options.keep_going:
+            self.kill_all()  # here, not in the caller: the next queued snippet must not start
+        return record
 
     def _run(self, snippet: Snippet, tmp: Path) -> Record | None:
         cwd, out = tmp / "cwd", tmp / "out"
@@ -930,7 +933,8 @@ def notebook(article: str, post: Post | None, records: list[Record], cache: Cach
             svg = cache.figure_path(sha).read_text(encoding="utf-8")
             outputs.append({"output_type": "display_data", "metadata": {},
                             "data": {"image/svg+xml": _lines(svg), "text/plain": ["<Figure>"]}})
-        cells.append({"cell_type": "code", "execution_count": n, "metadata": {},
+        meta = {"spaces": {"snippet": record.snippet.rel, "timing_dependent": record.snippet.timing_dependent}}
+        cells.append({"cell_type": "code", "execution_count": n, "metadata": meta,
                       "source": _lines(record.snippet.source.rstrip("\n")), "outputs": outputs})
     nb = {
         "cells": cells,

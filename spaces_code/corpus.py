@@ -4,8 +4,8 @@ Used by the companions of 什么时候多进程的加速比可以大于1？ (htt
 最小熵原理（四）：“物以类聚”之从图书馆到词向量 (https://kexue.fm/archives/6191) and
 分享一次专业领域词汇的无监督挖掘 (https://kexue.fm/archives/6540), which all need real Chinese text.
 
-This is the one library module that reads files. The article of #4 calls ``read_texts()`` with no
-argument, so the corpus cannot be passed in: it must be found by the function itself. The corpus is the
+This is the one library module that reads files. The word-count loop of the multiprocessing article
+calls ``read_texts()`` with no argument, so the corpus cannot be passed in: the function must find it. The corpus is the
 excerpts stored in ``docs/posts/*.md``, located relative to the package (``Path(__file__).parents[1]``),
 so no download is ever needed. Everything else in ``spaces_code`` takes texts or counts as arguments.
 
@@ -30,8 +30,8 @@ jieba.setLogLevel(logging.WARNING)
 POSTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "posts"
 MORE_MARKER = "<!-- more -->"
 # the archive's placeholder for a missing image; group 1 is the original caption
-FIGURE_PLACEHOLDER = re.compile(r'<figure class="missing-image".*?<figcaption>(.*?)</figcaption>\s*</figure>',
-                                re.DOTALL)
+FIGURE_PLACEHOLDER = re.compile(
+    r'<figure class="missing-image".*?<figcaption>(.*?)</figcaption>\s*</figure>', re.DOTALL)
 READ_MORE_LINK = re.compile(r"^\[点击阅读全文\.\.\.\]\(.*$", re.MULTILINE)
 # a run of CJK unified ideographs: what the word statistics of #29 and #30 look at
 CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")

@@ -57,14 +57,23 @@ def optimal_step_size(grad_norm: Tensor, l0: float, l1: float) -> Tensor:
     return 1.0 / (l0 + l1 * grad_norm)
 
 
+def gradient(f: Callable[[Tensor], Tensor], theta: Tensor, create_graph: bool = False) -> Tensor:
+    r"""$\nabla f$ at each point of ``theta`` (..., d); ``f`` is batched: (..., d) -> (...)."""
+    theta = theta if theta.requires_grad else theta.detach().requires_grad_(True)
+    return torch.autograd.grad(f(theta).sum(), theta, create_graph=create_graph)[0]
+
+
 def smoothness_ratio(f: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, Tensor]:
     r"""$(\Vert\nabla^2 f(\theta)\Vert_2, \Vert\nabla f(\theta)\Vert)$ at each point of ``theta`` (n, d).
 
-    Used to check $\Vert\nabla^2 f\Vert \le L_0 + L_1\Vert\nabla f\Vert$ numerically; ``f`` maps (d,) to a scalar.
+    Used to check $\Vert\nabla^2 f\Vert \le L_0 + L_1\Vert\nabla f\Vert$ numerically; ``f`` is batched.
     """
-    grads = torch.func.vmap(torch.func.grad(f))(theta)  # (n, d)
-    hessians = torch.func.vmap(torch.func.hessian(f))(theta)  # (n, d, d)
-    return torch.linalg.matrix_norm(hessians, ord=2), torch.linalg.vector_norm(grads, dim=-1)
+    theta = theta.detach().requires_grad_(True)
+    grads = gradient(f, theta, create_graph=True)  # (n, d)
+    # row i of every Hessian: $\nabla (\partial_i f)$, one backward pass per coordinate
+    rows = [torch.autograd.grad(grads[:, i].sum(), theta, retain_graph=True)[0] for i in range(theta.shape[-1])]
+    hessians = torch.stack(rows, dim=-2)  # (n, d, d)
+    return torch.linalg.matrix_norm(hessians, ord=2), torch.linalg.vector_norm(grads.detach(), dim=-1)
 
 
 @dataclass
@@ -81,8 +90,7 @@ def gradient_descent(f: Callable[[Tensor], Tensor], theta0: Tensor, config: Desc
     Once $\theta$ or $f(\theta)$ stops being finite (divergence), the rest of the path is filled with
     ``inf`` rather than NaN so that plots and tests can read "diverged".
     """
-    grad_f = torch.func.grad(f)
-    path, values = [theta0], [f(theta0)]
+    path, values = [theta0], [f(theta0).detach()]
     theta = theta0
     for _ in range(config.steps):
         diverged = not bool(torch.isfinite(theta).all() and torch.isfinite(values[-1]))
@@ -91,11 +99,11 @@ def gradient_descent(f: Callable[[Tensor], Tensor], theta0: Tensor, config: Desc
             path.append(theta)
             values.append(torch.full_like(values[-1], float("inf")))
             continue
-        g = grad_f(theta)  # (d,)
+        g = gradient(f, theta)  # (d,)
         # $\theta \leftarrow \theta - \eta\, s(\Vert g\Vert)\, g$
         theta = theta - config.lr * clip_gradient(g, config.gamma, config.mode)
         path.append(theta)
-        values.append(f(theta))
+        values.append(f(theta).detach())
     return torch.stack(path), torch.stack(values)
 
 

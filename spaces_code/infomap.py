@@ -6,7 +6,8 @@ random walk on the graph with few bits. With a two-level code (an index codebook
 one codebook per module for its nodes and its exit), the expected description length per step is the
 map equation
 
-$$ L(M) = q_{\curvearrowright} H(\mathcal{Q}) + \sum_{i=1}^{m} p_{\circlearrowright}^{i} H(\mathcal{P}^{i}), $$
+$$ L(M) = q_{\curvearrowright} H(\mathcal{Q})
+       + \sum_{i=1}^{m} p_{\circlearrowright}^{i} H(\mathcal{P}^{i}), $$
 
 where $p_\alpha$ is the stationary visit rate of node $\alpha$, $q_{i\curvearrowright}$ the rate at which
 the walk exits module $i$, $q_\curvearrowright = \sum_i q_{i\curvearrowright}$ and
@@ -27,7 +28,8 @@ from __future__ import annotations
 import torch
 
 
-def flow_matrix(adjacency: torch.Tensor, teleport: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def flow_matrix(adjacency: torch.Tensor,
+                teleport: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Stationary visit rates $p$ ``(n,)`` and step flows $F_{\alpha\beta}$ ``(n, n)`` of the random walk.
 
     $F_{\alpha\beta}$ is the probability that a step goes from $\alpha$ to $\beta$; rows sum to $p$.

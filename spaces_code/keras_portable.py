@@ -2,7 +2,7 @@ r"""Keras：Tensorflow的黄金标准 — https://kexue.fm/archives/7055
 
 The article's lesson (from building bert4keras' pre-training code): code written strictly to the Keras
 standard moves unchanged from Keras to ``tf.keras`` and then to TPU or multi-GPU, while "clever" tricks
-that reach around the API break. Keras 3 (F. Chollet et al., 2023) takes that further: the same model
+that reach around the API break. Keras 3 (the Keras team, 2023) takes that further: the same model
 code runs on JAX, TensorFlow or PyTorch. Here it runs on the PyTorch backend.
 
 :func:`build_classifier` is written with Keras APIs only (layers, ``keras.ops``, a custom layer that

@@ -43,7 +43,7 @@ def feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
     division when all features of a row underflow to zero.
     """
     if causal:
-        return causal_feature_map_attention(q_features, k_features, v, eps)
+        return causal_feature_map_attention(q_features, k_features, v, eps=eps)
     # $\sum_j \varphi(k_j) v_j^\top$ and $\sum_j \varphi(k_j)$, computed once for all queries
     kv = k_features.transpose(-2, -1) @ v  # (..., m, d_v)
     k_sum = k_features.sum(dim=-2)  # (..., m)
@@ -53,22 +53,46 @@ def feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
 
 
 def causal_feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
-                                 eps: float = 1e-12) -> Tensor:
-    """Causal linear attention by prefix sums (the RNN form): memory ``(..., n, m, d_v)``.
+                                 eps: float = 1e-12, chunk_size: int = 64) -> Tensor:
+    """Causal linear attention by prefix sums (the RNN form of the article's formula):
 
     .. math:: out_i = \\frac{\\phi(q_i)^\\top S_i}{\\phi(q_i)^\\top z_i},\\quad
-              S_i = S_{i-1} + \\varphi(k_i)v_i^\\top,\\quad z_i = z_{i-1} + \\varphi(k_i)
+              S_i = S_{i-1} + \\varphi(k_i)v_i^\\top,\\quad z_i = z_{i-1} + \\varphi(k_i).
+
+    The running sums are taken chunk by chunk: :math:`S` at the start of each chunk of ``chunk_size``
+    positions is a prefix sum over the previous chunks, and inside a chunk the few remaining terms
+    :math:`j \\le i` are added directly. ``chunk_size=1`` is the plain per-position recurrence; larger
+    chunks give the same result with ``n / chunk_size`` stored states instead of ``n``.
     """
-    if q_features.shape[-2] != k_features.shape[-2]:
+    n = q_features.shape[-2]
+    if k_features.shape[-2] != n:
         raise ValueError("causal attention needs as many queries as keys "
-                         f"(got {q_features.shape[-2]} and {k_features.shape[-2]})")
-    # $S_i = \sum_{j \le i} \varphi(k_j) v_j^\top$
-    prefix_kv = torch.cumsum(k_features.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., n, m, d_v)
-    # $z_i = \sum_{j \le i} \varphi(k_j)$
-    prefix_k = torch.cumsum(k_features, dim=-2)  # (..., n, m)
-    numerator = (q_features.unsqueeze(-2) @ prefix_kv).squeeze(-2)  # (..., n, d_v)
-    denominator = (q_features * prefix_k).sum(dim=-1, keepdim=True)  # (..., n, 1)
-    return numerator / denominator.clamp_min(eps)
+                         f"(got {n} and {k_features.shape[-2]})")
+    c = max(1, min(chunk_size, n))
+    pad = (-n) % c  # zero features at the end add nothing to any sum; their outputs are dropped
+    qc, kc, vc = (F.pad(t, (0, 0, 0, pad)).unflatten(-2, (-1, c)) for t in (q_features, k_features, v))
+    # qc, kc: (..., chunks, c, m); vc: (..., chunks, c, d_v)
+    chunk_kv = kc.transpose(-2, -1) @ vc  # (..., chunks, m, d_v): sum of phi(k_j) v_j^T in each chunk
+    chunk_k = kc.sum(dim=-2)  # (..., chunks, m)
+    # $S$, $z$ before each chunk: exclusive prefix sums over chunks
+    prev_kv = _exclusive_cumsum(chunk_kv.flatten(-2), dim=-2).reshape(chunk_kv.shape)  # (.., chunks, m, d_v)
+    prev_k = _exclusive_cumsum(chunk_k, dim=-2)  # (..., chunks, m)
+    # the terms $j \le i$ inside the chunk
+    causal = torch.ones(c, c, dtype=torch.bool, device=q_features.device).tril()
+    local = (qc @ kc.transpose(-2, -1)).masked_fill(~causal, 0.0)  # (..., chunks, c, c)
+    # $\phi(q_i)^\top S_i$ and $\phi(q_i)^\top z_i$
+    numerator = qc @ prev_kv + local @ vc  # (..., chunks, c, d_v)
+    denominator = (qc * prev_k.unsqueeze(-2)).sum(dim=-1, keepdim=True) + local.sum(dim=-1, keepdim=True)
+    out = numerator / denominator.clamp_min(eps)
+    return out.flatten(-3, -2)[..., :n, :]  # (..., n, d_v)
+
+
+def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
+    """:math:`y_t = \\sum_{s<t} x_s` along ``dim`` (computed with the scan axis last, where torch's CPU
+    cumsum is fast)."""
+    x = x.movedim(dim, -1)
+    inclusive = x.reshape(-1, x.shape[-1]).cumsum(dim=-1).view(x.shape)
+    return F.pad(inclusive, (1, -1)).movedim(-1, dim)
 
 
 def quadratic_feature_attention(q_features: Tensor, k_features: Tensor, v: Tensor,

@@ -57,10 +57,13 @@ def gaussian_projection(num_features: int, dim: int, orthogonal: bool = False,
 
 
 def log_positive_random_features(x: Tensor, projection: Tensor) -> Tensor:
-    """:math:`\\log\\tilde{x}_i = \\omega_i\\cdot x - \\|x\\|^2/2 - \\tfrac12\\log m`, shape (..., n, m)."""
-    m = projection.shape[0]
+    """:math:`\\log\\tilde{x}_i = \\omega_i\\cdot x - \\|x\\|^2/2 - \\tfrac12\\log m`, shape (..., n, m).
+
+    ``projection`` is ``(m, d)`` or a stack ``(..., m, d)`` of independent projections that broadcasts
+    against the batch dimensions of ``x`` (..., n, d)."""
+    m = projection.shape[-2]
     # $\omega_i \cdot x - \|x\|^2 / 2 - \log\sqrt{m}$
-    return x @ projection.T - 0.5 * (x * x).sum(dim=-1, keepdim=True) - 0.5 * math.log(m)
+    return x @ projection.transpose(-2, -1) - 0.5 * (x * x).sum(dim=-1, keepdim=True) - 0.5 * math.log(m)
 
 
 def positive_random_features(x: Tensor, projection: Tensor) -> Tensor:
@@ -73,7 +76,8 @@ def performer_attention(q: Tensor, k: Tensor, v: Tensor, projection: Tensor,
                         causal: bool = False) -> Tensor:
     """FAVOR+ approximation of ``softmax(q k^T / sqrt(d)) v`` in :math:`\\mathscr{O}(n m d)`.
 
-    ``q, k`` (..., n, d), ``v`` (..., n, d_v), ``projection`` (m, d) from :func:`gaussian_projection`.
+    ``q, k`` (..., n, d), ``v`` (..., n, d_v), ``projection`` (m, d) from :func:`gaussian_projection`
+    (or a stack (..., m, d) of them, giving one output per projection).
     Before exponentiating, each query row loses its own maximum and all keys lose their common maximum:
     both factors cancel between numerator and denominator, and nothing overflows.
     """

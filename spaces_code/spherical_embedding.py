@@ -129,5 +129,5 @@ def train_jose(model: SphericalEmbedding, triples: Tensor, steps: int, lr: float
             for param, grad in zip(model.parameters(), grads):
                 # the mean over all triples gives each row a tiny gradient: ``lr`` is per row
                 param.copy_(sphere_step(param, grad * param.shape[0], lr, rule))
-        history.append(float(loss))
+        history.append(float(loss.detach()))
     return history

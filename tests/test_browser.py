@@ -16,6 +16,7 @@ reached by clicking keep the same guarantees.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -41,6 +42,12 @@ POSTS = [(split_post(p)[0]["slug"], len(formulas(split_post(p)[1]))) for p in po
 PAGE_TIMEOUT = 60.0
 
 
+def _high_fd(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 class Chromium:
     """A minimal DevTools-protocol client over ``--remote-debugging-pipe`` (fds 3 and 4)."""
 
@@ -48,11 +55,13 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="spaces-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
+        # the child's ends move above fd 9 so that "3<&N 4>&M" cannot clobber one with the other (bash: dash takes one-digit fds only)
+        to_chrome_r, from_chrome_w = (_high_fd(to_chrome_r), _high_fd(from_chrome_w))
         args = [executable, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
                 "about:blank"]
         # the browser reads commands on fd 3 and writes answers on fd 4
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', *args],
+            ["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', *args],
             pass_fds=(to_chrome_r, from_chrome_w),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,

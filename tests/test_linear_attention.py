@@ -15,14 +15,15 @@ def random_features(device, shape, gen, dtype=torch.float64):
     return torch.rand(*shape, generator=gen, device=device, dtype=dtype) + 0.01  # positive
 
 
-@pytest.mark.parametrize("n", [1, 2, 17])
-def test_causal_prefix_sum_equals_masked_quadratic_form(device, n):
+@pytest.mark.parametrize("n, chunk_size", [(1, 64), (2, 1), (17, 1), (17, 4), (17, 64), (130, 64)])
+def test_causal_prefix_sum_equals_masked_quadratic_form(device, n, chunk_size):
     gen = torch.Generator(device=device).manual_seed(n)
     batch, heads, m, d_v = 2, 3, 5, 4
     qf = random_features(device, (batch, heads, n, m), gen)
     kf = random_features(device, (batch, heads, n, m), gen)
     v = torch.randn(batch, heads, n, d_v, generator=gen, device=device, dtype=torch.float64)
-    prefix = feature_map_attention(qf, kf, v, causal=True)
+    prefix = causal_feature_map_attention(qf, kf, v, chunk_size=chunk_size)
+    torch.testing.assert_close(feature_map_attention(qf, kf, v, causal=True), prefix, rtol=1e-12, atol=1e-12)
     quadratic = quadratic_feature_attention(qf, kf, v, causal_mask(n, device=device))
     torch.testing.assert_close(prefix, quadratic, rtol=1e-12, atol=1e-12)
     # and against an explicit loop: out_i = sum_{j<=i} (phi_i . phi_j) v_j / sum_{j<=i} phi_i . phi_j

@@ -30,6 +30,7 @@ def test_corpus_is_the_archive(texts):
     for text in texts:
         assert not text.startswith("---")  # front matter stripped
         assert MORE_MARKER not in text and "--8<--" not in text  # only the original excerpt
+        assert "missing-image" not in text and "点击阅读全文" not in text  # no archive chrome
         assert re.search(r"[\u4e00-\u9fff]", text)
     assert all(post.categories for post in posts)
     assert list(read_texts(repeat=3)) == texts * 3
@@ -41,12 +42,16 @@ def test_split_front_matter():
     fields, body = split_front_matter("---\ntitle: A\ntags:\n- x\n- y\n---\n\nbody\n<!-- more -->\nadded\n")
     assert fields == {"title": "A", "tags": ["x", "y"]}
     assert body == "body\n"
+    figure = ('<figure class="missing-image" markdown="span">\n  [:icon: 原图](https://kexue.fm/)\n'
+              '  <figcaption>图书馆一角</figcaption>\n</figure>\n\n[点击阅读全文...](https://kexue.fm/archives/1)\n')
+    assert split_front_matter("正文\n\n" + figure) == ({}, "正文\n\n图书馆一角\n")
     assert split_front_matter("no front matter") == ({}, "no front matter\n")
     with pytest.raises(ValueError):
         split_front_matter("---\ntitle: A\n")
 
 
-@pytest.mark.parametrize("text", ["", "   \n", "什么时候多进程的加速比可以大于1?", "Keras：Tensorflow的黄金标准 (2019)"])
+@pytest.mark.parametrize("text", ["", "   \n", "什么时候多进程的加速比可以大于1?",
+                                  "Keras：Tensorflow的黄金标准 (2019)\n\n  词频\t统计"])
 def test_tokenize_joins_back(text):
     tokens = tokenize(text)
     # segmentation only cuts the text: its tokens concatenate to the text without whitespace
@@ -69,6 +74,12 @@ def test_chinese_words_are_cjk_only():
 def test_parallel_equals_serial(texts, processes, chunk_size):
     reference = article_loop(texts)
     assert parallel_word_count(texts, processes=processes, chunk_size=chunk_size) == reference
+
+
+def test_spawned_workers_give_the_same_counts(texts):
+    """Workers started from scratch (the default on macOS and Windows) import the module themselves."""
+    assert parallel_word_count(texts[:4], processes=2, chunk_size=2, start_method="spawn") == \
+        article_loop(texts[:4])
 
 
 def test_parallel_empty_and_merge():

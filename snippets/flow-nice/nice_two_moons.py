@@ -19,15 +19,15 @@ def two_moons(n: int) -> torch.Tensor:
     return torch.stack([x - 0.5, y - 0.25], dim=-1) * 1.5 + 0.08 * torch.randn(n, 2, generator=gen, device=device)
 
 
-model = NICE(dim=2, n_couplings=6, hidden=64).to(device)
-opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+model = NICE(dim=2, n_couplings=6, hidden=32).to(device)
+opt = torch.optim.Adam(model.parameters(), lr=5e-3)
 test = two_moons(4000)
-for step in range(1, 801):
-    loss = -model.log_prob(two_moons(512)).mean()
+for step in range(1, 401):
+    loss = -model.log_prob(two_moons(256)).mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if step in (1, 200, 800):
+    if step in (1, 100, 400):
         with torch.no_grad():
             print(f"step {step:4d}: test NLL = {-model.log_prob(test).mean().item():.2f} nats")
 

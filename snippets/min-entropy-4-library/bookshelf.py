@@ -10,6 +10,8 @@ from spaces_code.linear_arrangement import (arrangement_cost, cooccurrence_matri
                                             spectral_order)
 from spaces_code.runtime import make_generator, pick_device
 
+WINDOW = 8  # two words co-occur when at most 8 tokens apart in one paragraph
+
 device = pick_device()
 generator = make_generator(0, device)
 
@@ -20,7 +22,7 @@ counts = Counter(word for par in paragraphs for word in par if len(word) >= 2)
 # words found in at most 6 of the 40 excerpts: topic words, not "我们", "一个", "就是"
 articles_with = Counter(word for article in articles for word in {w for par in article for w in par})
 vocab = [word for word, _ in counts.most_common() if articles_with[word] <= 6][:60]
-cooc = cooccurrence_matrix(paragraphs, vocab, window=8, device=device)
+cooc = cooccurrence_matrix(paragraphs, vocab, window=WINDOW, device=device)
 keep = cooc.sum(dim=1) > 0
 vocab = [word for word, k in zip(vocab, keep.tolist()) if k]
 cooc = cooc[keep][:, keep]
@@ -30,7 +32,7 @@ spectral = spectral_order(cooc)
 improved = improve_by_swaps(cooc, spectral)
 spectral_cost = arrangement_cost(cooc, positions_from_order(spectral)).item()
 improved_cost = arrangement_cost(cooc, positions_from_order(improved)).item()
-print(f"{len(vocab)} words, {int(cooc.sum().item()) // 2} co-occurrences within 8 tokens")
+print(f"{len(vocab)} words, {int(cooc.sum().item()) // 2} co-occurrences within {WINDOW} tokens")
 print(f"random shelf:            mean {random_costs.mean().item():8.0f}  "
       f"best of 2000 {random_costs.min().item():8.0f}")
 print(f"spectral order:               {spectral_cost:8.0f}")

@@ -8,7 +8,7 @@ from spaces_code import corpus
 from spaces_code.corpus import tokenize
 from spaces_code.parallel_count import parallel_word_count, speedup
 
-REPEAT = 8  # the archive is only ~25k Chinese characters: 8 rounds make the timing meaningful
+REPEAT = 6  # the archive is only ~25k Chinese characters: 6 rounds make the timing meaningful
 PROCESSES = min(2, os.cpu_count() or 1)
 
 # the article calls read_texts() with no argument; bind how many rounds of the archive it yields

@@ -1,0 +1,511 @@
+"""Tests of the execution engine (scripts/build.py, scripts/engine.py, scripts/run_snippet.py,
+scripts/hooks/snippets.py) on small temporary projects, independent of the 40 real posts.
+
+Each project is a tmp dir holding a tiny mkdocs.yml that uses the hook, one post, a few snippets and a
+tiny ``spaces_code`` package, plus copies of the engine's scripts. Builds run as subprocesses exactly
+as a user runs them: ``python scripts/build.py ...`` from the project root.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ENGINE_FILES = ["scripts/build.py", "scripts/engine.py", "scripts/run_snippet.py",
+                "scripts/hooks/snippets.py", "docs/stylesheets/snippets.css"]
+
+MKDOCS_YML = """\
+site_name: Engine test
+site_url: https://example.test/
+theme:
+  name: material
+  language: zh
+plugins:
+  - mkdocs-jupyter:
+      include: ["*.ipynb"]
+      ignore: ["*.md", "*.py"]
+      execute: false
+      include_source: true
+      cache_dir: .cache/mkdocs-jupyter
+hooks:
+  - scripts/hooks/snippets.py
+extra_css:
+  - stylesheets/snippets.css
+watch:
+  - snippets
+  - spaces_code
+markdown_extensions:
+  - admonition
+  - pymdownx.highlight
+  - pymdownx.superfences
+  - pymdownx.snippets:
+      check_paths: true
+nav:
+  - Home: index.md
+  - Demo: posts/demo.md
+  - Code: code/index.md
+  - Runs: executions.md
+"""
+
+POST = """\
+---
+title: 演示文章
+slug: demo
+---
+# 演示
+
+模块：[spaces_code/util.py](../code/util.md)，[spaces_code/waves.py](../code/waves.md)。
+
+```python title="snippets/demo/hello.py"
+--8<-- "snippets/demo/hello.py"
+```
+
+!!! note "放在提示框里"
+    ```python
+    --8<-- "snippets/demo/plot.py"
+    ```
+
+```python
+--8<-- "snippets/demo/timing.py"
+```
+
+```python
+--8<-- "snippets/demo/big.py"
+```
+
+结束。
+"""
+
+FILES = {
+    "docs/index.md": "# Home\n",
+    "docs/posts/demo.md": POST,
+    "spaces_code/__init__.py": '"""Tiny library of the test project."""\n',
+    "spaces_code/util.py": '"""Arithmetic."""\n\n\ndef double(x):\n    return 2 * x\n',
+    "spaces_code/waves.py": textwrap.dedent('''\
+        """Waves."""
+        import numpy as np
+
+
+        def noisy_sine(n):
+            x = np.linspace(0.0, 2 * np.pi, n)
+            return x, np.sin(x) + 0.1 * np.random.rand(n)
+        '''),
+    "spaces_code/unused.py": '"""Imported by nobody."""\n\nVALUE = 1\n',
+    "snippets/demo/hello.py": textwrap.dedent('''\
+        from spaces_code.util import double
+
+        print("double(21) =", double(21))
+        print("<script>alert('x')</script> & <b>bold</b>")
+        '''),
+    "snippets/demo/plot.py": textwrap.dedent('''\
+        import matplotlib.pyplot as plt
+
+        from spaces_code.waves import noisy_sine
+
+        x, y = noisy_sine(40)
+        fig, ax = plt.subplots(figsize=(4, 2.5))
+        ax.plot(x, y)
+        ax.set_title("noisy sine")
+        print("mean", round(float(y.mean()), 6))
+        '''),
+    "snippets/demo/timing.py": textwrap.dedent('''\
+        # spaces: timing-dependent
+        import time
+
+        t0 = time.perf_counter()
+        sum(range(10000))
+        print(f"took {time.perf_counter() - t0:.6f} s")
+        '''),
+    "snippets/demo/big.py": 'for i in range(200_000):\n    print(f"line {i:07d}")\n',
+}
+
+
+def make_project(path: Path, files: dict[str, str] = FILES, mkdocs_yml: str = MKDOCS_YML) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for rel in ENGINE_FILES:
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, path / rel)
+    (path / "mkdocs.yml").write_text(mkdocs_yml, encoding="utf-8")
+    for rel, text in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text, encoding="utf-8")
+    return path
+
+
+def build(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    return subprocess.run([sys.executable, "scripts/build.py", "--jobs", "2", *args], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def executions(project: Path, site: str = "site") -> dict[str, dict]:
+    rows = json.loads((project / site / "executions.json").read_text(encoding="utf-8"))
+    return {row["snippet"]: row for row in rows}
+
+
+def executed(project: Path) -> set[str]:
+    return {name for name, row in executions(project).items() if not row["cached"]}
+
+
+def output_div(page_html: str, snippet: str) -> str:
+    start = page_html.index(f'data-snippet="{snippet}"')
+    start = page_html.rindex("<div", 0, start)
+    return page_html[start:page_html.index("</div>", start) + len("</div>")]
+
+
+def page(project: Path, rel: str = "posts/demo/index.html") -> str:
+    return (project / "site" / rel).read_text(encoding="utf-8")
+
+
+def article(project: Path, rel: str) -> str:
+    """The page's content only (not the navigation, which links every page)."""
+    text = page(project, rel)
+    return text[text.index("<article"):text.index("</article>")]
+
+
+@pytest.fixture(scope="module")
+def warm_project(tmp_path_factory):
+    """A project after a cold build (``cold``) and an unchanged rebuild (``warm``)."""
+    project = make_project(tmp_path_factory.mktemp("engine") / "project")
+    cold = build(project)
+    assert cold.returncode == 0, cold.stderr
+    cold_rows = executions(project)
+    warm = build(project)
+    assert warm.returncode == 0, warm.stderr
+    return project, cold_rows, warm
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cold_build_runs_every_snippet_and_warm_build_none(warm_project):
+    project, cold_rows, warm = warm_project
+    snippets = {f"snippets/demo/{n}.py" for n in ("hello", "plot", "timing", "big")}
+    assert set(cold_rows) == snippets
+    assert all(row["status"] == "ok" and not row["cached"] for row in cold_rows.values())
+    assert executed(project) == set()  # the unchanged rebuild executed nothing
+    assert "4 found, 4 cached, 0 to run" in warm.stderr
+    row = executions(project)["snippets/demo/plot.py"]
+    for key in ("snippet", "article", "status", "cached", "seconds", "peak_memory_mb", "device",
+                "executed_at", "versions", "timing_dependent"):
+        assert key in row
+    assert row["article"] == "demo" and row["device"] == "cpu" and row["peak_memory_mb"] > 0
+    assert row["executed_at"] == cold_rows["snippets/demo/plot.py"]["executed_at"]
+    assert set(row["versions"]) >= {"python", "torch", "numpy"}
+
+
+def test_plain_mkdocs_build_uses_the_same_cache(warm_project, tmp_path):
+    project = copy_project(warm_project[0], tmp_path / "copy")  # the cache is relocatable too
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert executed(project) == set()
+    assert "double(21) = 42" in page(project)
+
+
+def test_outputs_are_embedded_after_their_blocks(warm_project):
+    project = warm_project[0]
+    text = page(project)
+    div = output_div(text, "snippets/demo/hello.py")
+    assert 'class="snippet-output"' in div
+    assert "double(21) = 42" in div
+    assert "设备 cpu" in div and "Python 3." in div and "PyTorch" in div and "NumPy" in div
+    # Right after the highlighted code of its own block, in page order.
+    assert text.index("double</span>") < text.index('data-snippet="snippets/demo/hello.py"')
+    assert text.index('data-snippet="snippets/demo/hello.py"') < text.index('data-snippet="snippets/demo/plot.py"')
+    # The source Markdown was not touched.
+    assert (project / "docs/posts/demo.md").read_text(encoding="utf-8") == POST
+
+
+def test_output_is_escaped(warm_project):
+    div = output_div(page(warm_project[0]), "snippets/demo/hello.py")
+    assert "&lt;script&gt;alert('x')&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in div
+    assert "<script" not in div and "<b>" not in div
+
+
+def test_figure_is_a_deterministic_svg_file(warm_project):
+    project = warm_project[0]
+    div = output_div(page(project), "snippets/demo/plot.py")
+    src = re.search(r'<img src="([^"]+)"', div).group(1)
+    assert src == "../../snippet-outputs/demo/plot-1.svg"
+    svg = (project / "site/snippet-outputs/demo/plot-1.svg").read_text(encoding="utf-8")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "<dc:date>" not in svg
+    assert "mean " in div
+    assert executions(project)["snippets/demo/plot.py"]["figures"] == 1
+
+
+def test_timing_dependent_snippet_is_marked(warm_project):
+    project = warm_project[0]
+    div = output_div(page(project), "snippets/demo/timing.py")
+    assert 'data-timing-dependent="true"' in div and "每次构建都会不同" in div
+    rows = executions(project)
+    assert rows["snippets/demo/timing.py"]["timing_dependent"] is True
+    assert rows["snippets/demo/hello.py"]["timing_dependent"] is False
+
+
+def test_huge_output_is_truncated_with_a_note(warm_project):
+    project = warm_project[0]
+    div = output_div(page(project), "snippets/demo/big.py")
+    assert "输出过长" in div and "已截断" in div
+    assert "line 0000000" in div and "line 0199999" in div  # head and tail kept
+    assert "line 0100000" not in div
+    assert len(div) < 200_000
+    row = executions(project)["snippets/demo/big.py"]
+    assert row["truncated"] and row["output_bytes"] == 200_000 * 13
+
+
+def test_code_pages_link_back_to_the_articles(warm_project):
+    project = warm_project[0]
+    util = article(project, "code/util/index.html")
+    assert "spaces_code/util.py" in util and "double" in util
+    assert 'href="../../posts/demo/"' in util  # hello.py imports it
+    unused = article(project, "code/unused/index.html")
+    assert 'href="../../posts/demo/"' not in unused
+    index = article(project, "code/index.html")
+    for name in ("util", "waves", "unused"):
+        assert f'href="{name}/"' in index
+    # The post's link to the module page resolved (the strict build would have failed otherwise).
+    assert 'href="../../code/util/"' in page(project)
+
+
+def test_notebook_has_cells_and_cached_outputs(warm_project):
+    import nbformat
+
+    project = warm_project[0]
+    path = project / "site/notebooks/demo/demo.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code][0] == FILES["snippets/demo/hello.py"].rstrip("\n")
+    assert "double(21) = 42" in code[0].outputs[0]["text"]
+    assert any("image/svg+xml" in o.get("data", {}) for c in code for o in c.outputs)
+    rendered = page(project, "notebooks/demo/index.html")
+    assert "double(21) = 42" in rendered
+    links = re.search(r'<p class="snippet-notebook">.*?</p>', page(project)).group(0)
+    assert 'href="../../notebooks/demo/"' in links and 'href="../../notebooks/demo/demo.ipynb"' in links
+
+
+def test_executions_page_shows_the_table_with_totals(warm_project):
+    project = warm_project[0]
+    text = article(project, "executions/index.html")
+    assert text.count("<tr><td><code>snippets/demo/") == 4
+    assert "合计 4 段" in text and "本次构建运行了 0 段" in text
+    assert 'href="../posts/demo/"' in text
+
+
+def test_changing_a_module_reruns_exactly_its_users(warm_project, tmp_path):
+    project = copy_project(warm_project[0], tmp_path / "copy")
+    with open(project / "spaces_code/util.py", "a", encoding="utf-8") as fh:
+        fh.write("\n# a comment changes the source\n")
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    assert executed(project) == {"snippets/demo/hello.py"}
+
+    (project / "spaces_code/unused.py").write_text('"""Still imported by nobody."""\n', encoding="utf-8")
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    assert executed(project) == set()
+
+    snippet = project / "snippets/demo/plot.py"
+    snippet.write_text(snippet.read_text(encoding="utf-8") + 'print("edited")\n', encoding="utf-8")
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    assert executed(project) == {"snippets/demo/plot.py"}
+    assert "edited" in output_div(page(project), "snippets/demo/plot.py")
+
+
+def test_files_read_by_a_snippet_are_dependencies(tmp_path):
+    files = {
+        "docs/index.md": "# Home\n",
+        "docs/posts/demo.md": '---\ntitle: t\n---\n# t\n\n```python\n--8<-- "snippets/demo/read.py"\n```\n',
+        "spaces_code/__init__.py": "",
+        "spaces_code/data.py": textwrap.dedent('''\
+            from pathlib import Path
+            DATA = Path(__file__).resolve().parent.parent / "data"
+
+            def words():
+                return [w for p in sorted(DATA.glob("*.txt")) for w in p.read_text().split()]
+            '''),
+        "snippets/demo/read.py": "from spaces_code.data import words\nprint(len(words()))\n",
+        "data/a.txt": "one two three\n",
+    }
+    project = make_project(tmp_path / "p", files)
+    assert build(project).returncode == 0
+    assert "<code>3</code>" in page(project)
+    (project / "data/b.txt").write_text("four\n")  # a new file in a folder the snippet listed
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    assert executed(project) == {"snippets/demo/read.py"} and "<code>4</code>" in page(project)
+    (project / "data/a.txt").write_text("one\n")  # a changed file the snippet read
+    assert build(project).returncode == 0
+    assert executed(project) == {"snippets/demo/read.py"} and "<code>2</code>" in page(project)
+    (project / "notes.txt").write_text("unrelated\n")  # nothing the snippet looked at
+    assert build(project).returncode == 0
+    assert executed(project) == set()
+
+
+FAILING = {
+    "docs/index.md": "# Home\n",
+    "docs/posts/demo.md": textwrap.dedent('''\
+        ---
+        title: 会失败的文章
+        slug: demo
+        ---
+        # 失败
+
+        ```python
+        --8<-- "snippets/demo/ok.py"
+        ```
+
+        ```python
+        --8<-- "snippets/demo/bad.py"
+        ```
+        '''),
+    "spaces_code/__init__.py": "",
+    "snippets/demo/ok.py": 'print("fine")\n',
+    "snippets/demo/bad.py": textwrap.dedent('''\
+        print("before the error")
+
+
+        def divide(a, b):
+            return a / b
+
+
+        divide(1, 0)
+        '''),
+}
+
+
+def test_failing_snippet_fails_the_build_and_names_it(tmp_path):
+    project = make_project(tmp_path / "p", FAILING)
+    proc = build(project)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "snippets/demo/bad.py:5: ZeroDivisionError: division by zero" in err
+    assert "article: demo (docs/posts/demo.md)" in err
+    assert 'File "snippets/demo/bad.py", line 8' in err  # the traceback, relative to the repository
+    assert "run_snippet" not in err and "runpy" not in err
+    assert not (project / ".cache/snippets/demo/bad.json").exists()  # failures are never cached
+    assert not (project / "site/posts/demo/index.html").exists()  # nothing published
+
+
+def test_failure_never_publishes_the_stale_output(tmp_path):
+    files = dict(FAILING, **{"snippets/demo/bad.py": 'print("old good output")\n'})
+    project = make_project(tmp_path / "p", files)
+    assert build(project).returncode == 0
+    assert "old good output" in page(project)
+    (project / "snippets/demo/bad.py").write_text('print("new")\nraise RuntimeError("now broken")\n')
+    proc = build(project)
+    assert proc.returncode == 1 and "snippets/demo/bad.py:2: RuntimeError: now broken" in proc.stderr
+    site = project / "site"
+    assert not any("old good output" in p.read_text(errors="replace") for p in site.rglob("*.html"))
+    (project / "snippets/demo/bad.py").write_text('print("fixed")\n')
+    assert build(project).returncode == 0 and "fixed" in page(project)
+
+
+def test_keep_going_reports_every_failure(tmp_path):
+    files = dict(FAILING, **{"snippets/demo/ok.py": 'raise KeyError("first")\n'})
+    project = make_project(tmp_path / "p", files)
+    proc = build(project, "--jobs", "1")
+    assert proc.returncode == 1 and "1 snippet(s) failed" in proc.stderr
+    proc = build(project, "--keep-going")
+    assert proc.returncode == 1 and "2 snippet(s) failed" in proc.stderr
+    assert "snippets/demo/ok.py:1: KeyError: 'first'" in proc.stderr
+    assert "snippets/demo/bad.py:5: ZeroDivisionError" in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_timeout_kills_the_process_group(tmp_path):
+    files = dict(FAILING, **{"snippets/demo/bad.py": textwrap.dedent('''\
+        import os, subprocess, time
+        child = subprocess.Popen(["sleep", "300"])
+        print("pids", os.getpid(), child.pid, flush=True)
+        time.sleep(300)
+        ''')})
+    project = make_project(tmp_path / "p", files)
+    proc = build(project, "--timeout", "2", timeout=120)
+    assert proc.returncode == 1
+    assert "snippets/demo/bad.py: timed out (killed after 2 s)" in proc.stderr
+    pids = [int(p) for p in re.search(r"pids (\d+) (\d+)", proc.stderr).groups()]
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_two_clean_builds_give_identical_outputs(warm_project, tmp_path):
+    first = warm_project[0]
+    second = make_project(tmp_path / "second")
+    assert build(second).returncode == 0
+
+    def outputs(project: Path) -> dict[str, bytes]:
+        found = {p.relative_to(project / "site").as_posix(): p.read_bytes()
+                 for p in (project / "site/snippet-outputs").rglob("*") if p.is_file()}
+        text = page(project)
+        for name in ("hello", "plot", "big"):
+            found[name] = output_div(text, f"snippets/demo/{name}.py").encode()
+        nb = json.loads((project / "site/notebooks/demo/demo.ipynb").read_text(encoding="utf-8"))
+        nb["cells"] = [c for c in nb["cells"] if not c["metadata"].get("spaces", {}).get("timing_dependent")]
+        found["notebook-without-timing"] = json.dumps(nb).encode()
+        return found
+
+    a, b = outputs(first), outputs(second)
+    assert a.keys() == b.keys() and "snippet-outputs/demo/plot-1.svg" in a
+    assert a == b
+    assert page(first, "code/util/index.html") == page(second, "code/util/index.html")
+
+
+def test_find_includes_only_takes_whole_snippet_blocks():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import engine
+    finally:
+        sys.path.pop(0)
+    md = textwrap.dedent('''\
+        ```python
+        --8<-- "snippets/a/one.py"
+        ```
+
+        ````markdown
+        ```python
+        --8<-- "snippets/a/inside_example.py"
+        ```
+        ````
+
+        ```python
+        --8<-- "snippets/a/two.py"
+        print("extra line")
+        ```
+
+        ```python
+        --8<-- "snippets/a/lines.py:1:3"
+        ```
+
+            ~~~
+            --8<-- 'snippets/a/indented.py'
+            ~~~
+        ''')
+    assert [i.snippet for i in engine.find_includes(md)] == ["snippets/a/one.py", "snippets/a/indented.py"]
+    assert engine.is_timing_dependent("#!/usr/bin/env python\n# spaces: timing-dependent\nimport time\n")
+    assert not engine.is_timing_dependent("x = 1\n" * 20 + "# spaces: timing-dependent\n")
+    assert html.escape("<script>") == "&lt;script&gt;"
