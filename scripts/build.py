@@ -71,7 +71,8 @@ def main(argv=None) -> int:
         mk_args = ["build", "-f", config_file]
         if site_dir:
             mk_args += ["--site-dir", site_dir]
-    if not args.no_strict:
+    if not args.no_strict and not args.serve:
+        # Serving stays lenient: a failing snippet shows its traceback on its page while you edit.
         mk_args.append("--strict")
     if args.quiet:
         mk_args.append("--quiet")

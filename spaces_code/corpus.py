@@ -5,9 +5,10 @@ Used by the companions of 什么时候多进程的加速比可以大于1？ (htt
 分享一次专业领域词汇的无监督挖掘 (https://kexue.fm/archives/6540), which all need real Chinese text.
 
 This is the one library module that reads files. The word-count loop of the multiprocessing article
-calls ``read_texts()`` with no argument, so the corpus cannot be passed in: the function must find it. The corpus is the
-excerpts stored in ``docs/posts/*.md``, located relative to the package (``Path(__file__).parents[1]``),
-so no download is ever needed. Everything else in ``spaces_code`` takes texts or counts as arguments.
+calls ``read_texts()`` with no argument, so the corpus cannot be passed in: the function must find it.
+The corpus is the excerpts stored in ``docs/posts/*.md``, located relative to the package
+(``Path(__file__).parents[1]``), so no download is ever needed. Everything else in ``spaces_code``
+takes texts or counts as arguments.
 
 Each post keeps only the original excerpt's Markdown: the YAML front matter is stripped, and so is
 what this archive added around the text — everything after the ``<!-- more -->`` line (the companion

@@ -55,8 +55,9 @@ def count_parameters(config: GPT2Config) -> int:
     return embeddings + config.n_layer * per_block + 2 * d + untied_head
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention; ``mask`` (n, n), True = may attend, defaults to the causal mask."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; ``mask`` (True = may attend) broadcasts to (batch, heads, n, n) and
+    defaults to the causal mask of a language model."""
 
     def __init__(self, d: int, n_head: int):
         super().__init__()
@@ -92,7 +93,7 @@ class Block(nn.Module):
         super().__init__()
         d = config.n_embd
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = CausalSelfAttention(d, config.n_head)
+        self.attn = SelfAttention(d, config.n_head)
         self.mlp = MLP(d, config.mlp_ratio * d)
 
     def forward(self, h: Tensor) -> Tensor:

@@ -99,7 +99,7 @@ def dae_loss(model: Denoiser, x: Tensor, sigmas: Tensor, generator: torch.Genera
 
 
 def train_denoiser(model: Denoiser, sample_data: Callable[[int], Tensor], sigmas: Tensor, steps: int = 800,
-                   batch_size: int = 1024, lr: float = 1e-2,
+                   batch_size: int = 512, lr: float = 1e-2,
                    generator: torch.Generator | None = None) -> list[float]:
     """Adam on :func:`dae_loss` with fresh data each step; returns the loss history."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -175,7 +175,7 @@ class ToyTagger(nn.Module):
         return self.pointer(h, mask)  # (batch, types, n, n)
 
 
-def fit_toy_tagger(model: ToyTagger, steps: int = 300, batch_size: int = 32, lr: float = 1e-2,
+def fit_toy_tagger(model: ToyTagger, steps: int = 80, batch_size: int = 32, lr: float = 3e-3,
                    generator: torch.Generator | None = None) -> list[float]:
     """Train on fresh random toy batches with :func:`global_pointer_loss`; returns the loss curve."""
     device = next(model.parameters()).device

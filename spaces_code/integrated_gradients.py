@@ -120,7 +120,7 @@ def make_sentiment_data(n: int, polarity: Tensor, length: int, generator: torch.
 
 
 def train_sentiment_model(tokens: Tensor, labels: Tensor, config: SentimentConfig, steps: int = 200,
-                          lr: float = 1.0, generator: torch.Generator | None = None) -> TokenSentimentModel:
+                          lr: float = 2.0, generator: torch.Generator | None = None) -> TokenSentimentModel:
     """Full-batch gradient descent on the logistic loss; returns the trained model on ``tokens.device``."""
     model = TokenSentimentModel(config, generator, device=tokens.device)
     params = list(model.parameters())

@@ -32,8 +32,9 @@ from spaces_code.linear_attention import feature_map_attention
 def gaussian_projection(num_features: int, dim: int, orthogonal: bool = False,
                         generator: torch.Generator | None = None,
                         device: torch.device | str | None = None,
-                        dtype: torch.dtype = torch.float32) -> Tensor:
-    """Projection :math:`(\\omega_1, \\dots, \\omega_m)` of shape ``(m, d)``.
+                        dtype: torch.dtype = torch.float32, draws: int | None = None) -> Tensor:
+    """Projection :math:`(\\omega_1, \\dots, \\omega_m)` of shape ``(m, d)``, or ``(draws, m, d)``: that
+    many independent projections at once.
 
     ``orthogonal=False``: i.i.d. :math:`\\mathcal{N}(0, I_d)` rows. ``orthogonal=True``: rows within each
     block of ``d`` are exactly orthogonal (QR of a Gaussian matrix, signs fixed so the frame is Haar
@@ -42,18 +43,22 @@ def gaussian_projection(num_features: int, dim: int, orthogonal: bool = False,
     """
     if num_features < 1 or dim < 1:
         raise ValueError(f"need num_features >= 1 and dim >= 1, got {num_features}, {dim}")
+    batch = (1 if draws is None else draws,)
     if not orthogonal:
-        return torch.randn(num_features, dim, generator=generator, device=device, dtype=dtype)
+        w = torch.randn(batch + (num_features, dim), generator=generator, device=device, dtype=dtype)
+        return w[0] if draws is None else w
     num_blocks = math.ceil(num_features / dim)
-    gaussian = torch.randn(num_blocks, dim, dim, generator=generator, device=device, dtype=torch.float64)
-    q, r = torch.linalg.qr(gaussian)  # batched over blocks
+    gaussian = torch.randn(batch + (num_blocks, dim, dim), generator=generator, device=device,
+                           dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)  # batched over draws and blocks
     # fixing the signs by diag(R) makes each Q Haar distributed; its rows are orthonormal
     frames = (q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)).transpose(-2, -1)
-    directions = frames.reshape(num_blocks * dim, dim)[:num_features]  # (m, d)
+    directions = frames.reshape(batch + (num_blocks * dim, dim))[..., :num_features, :]  # (draws, m, d)
     # $\|\omega_i\| \sim \chi_d$: the norm of a fresh Gaussian vector
-    norms = torch.randn(num_features, dim, generator=generator, device=device,
-                        dtype=torch.float64).norm(dim=-1, keepdim=True)  # (m, 1)
-    return (directions * norms).to(dtype)
+    norms = torch.randn(batch + (num_features, dim), generator=generator, device=device,
+                        dtype=torch.float64).norm(dim=-1, keepdim=True)  # (draws, m, 1)
+    w = (directions * norms).to(dtype)
+    return w[0] if draws is None else w
 
 
 def log_positive_random_features(x: Tensor, projection: Tensor) -> Tensor:

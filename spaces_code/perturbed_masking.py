@@ -149,7 +149,8 @@ class BigramMLM(nn.Module):
         left = torch.cat([edge, tokens[:, :-1]], dim=1)  # (batch, n)
         right = torch.cat([tokens[:, 1:], edge], dim=1)  # (batch, n)
         left_masked, right_masked = left == self.mask_id, right == self.mask_id
-        left, right = left.masked_fill(left_masked, self.boundary), right.masked_fill(right_masked, self.boundary)
+        left = left.masked_fill(left_masked, self.boundary)
+        right = right.masked_fill(right_masked, self.boundary)
         from_left = torch.where(left_masked[..., None], self.log_unigram, self.log_next[left])  # (b, n, V)
         to_right = self.log_next.T[right].masked_fill(right_masked[..., None], 0.0)  # log p(x_{i+1}|c)
         # $p(c|x_{i-1}, x_{i+1}) \propto p(c|x_{i-1})\,p(x_{i+1}|c)$

@@ -53,7 +53,10 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
 
 def kl_monte_carlo(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor, n_samples: int,
                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    r"""Monte Carlo $KL = \mathbb{E}_{z\sim p_1}[\log p_1(z) - \log p_2(z)]$: (estimate, standard error), each (...,)."""
+    r"""Monte Carlo $KL = \mathbb{E}_{z\sim p_1}[\log p_1(z) - \log p_2(z)]$.
+
+    Returns (estimate, standard error), each of shape (...,).
+    """
     z = reparameterize(mu1.expand(n_samples, *mu1.shape), logvar1.expand(n_samples, *logvar1.shape),
                        generator)  # (n_samples, ..., d)
     log_ratio = diag_gaussian_log_prob(z, mu1, logvar1) - diag_gaussian_log_prob(z, mu2, logvar2)
@@ -77,7 +80,10 @@ def mutual_information(mu: Tensor, logvar: Tensor, n_samples: int = 1,
 
 
 class VAE(nn.Module):
-    r"""Gaussian encoder $p(z|x)$ and decoder mean $\hat{x}(z)$; $-\log q(x|z) = \frac{1}{2}\Vert x - \hat{x}\Vert^2$ + const."""
+    r"""Gaussian encoder $p(z|x)$ and decoder mean $\hat{x}(z)$.
+
+    The decoder has unit variance: $-\log q(x|z) = \frac{1}{2}\Vert x - \hat{x}(z)\Vert^2$ + const.
+    """
 
     def __init__(self, x_dim: int = 2, z_dim: int = 2, hidden: int = 64):
         super().__init__()

@@ -35,6 +35,7 @@ def generator(device) -> torch.Generator:
 import functools  # noqa: E402
 import http.server  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -70,7 +71,25 @@ def built_site(tmp_path_factory) -> Path:
     return site
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built site; sitemap.xml is answered with this server's address in place of
+    ``site_url`` (as ``mkdocs serve`` does), so Material's instant navigation, which only takes
+    over links listed in the sitemap, works here as it does when deployed."""
+
+    def do_GET(self):  # noqa: N802 - name of the base class's method
+        if self.path.split("?")[0] != "/sitemap.xml":
+            return super().do_GET()
+        text = (Path(self.directory) / "sitemap.xml").read_text(encoding="utf-8")
+        locs = re.findall(r"<loc>([^<]+)</loc>", text)
+        root = min(locs, key=len) if locs else ""
+        host, port = self.server.server_address[:2]
+        body = text.replace(root, f"http://{host}:{port}/").encode("utf-8") if root else text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, format, *args):  # noqa: A002 - signature of the base class
         pass
 
@@ -78,7 +97,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def site_server(built_site) -> str:
     """Base URL (``http://127.0.0.1:PORT/``) of a local HTTP server over the built site."""
-    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    handler = functools.partial(_SiteHandler, directory=str(built_site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()

@@ -1,7 +1,6 @@
 """Invertible ResNet (article 31): Lip(g) < 1, geometric convergence of the inverse, log-det series."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

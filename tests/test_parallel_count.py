@@ -76,12 +76,6 @@ def test_parallel_equals_serial(texts, processes, chunk_size):
     assert parallel_word_count(texts, processes=processes, chunk_size=chunk_size) == reference
 
 
-def test_spawned_workers_give_the_same_counts(texts):
-    """Workers started from scratch (the default on macOS and Windows) import the module themselves."""
-    assert parallel_word_count(texts[:4], processes=2, chunk_size=2, start_method="spawn") == \
-        article_loop(texts[:4])
-
-
 def test_parallel_empty_and_merge():
     assert parallel_word_count([], processes=2) == {}
     assert merge_counts([count_chunk(["模型 模型"]), count_chunk(["模型"])]) == {"模型": 3}

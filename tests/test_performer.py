@@ -86,6 +86,22 @@ def test_large_inputs_do_not_overflow(device):
         assert torch.isfinite(performer_attention(q, k, v, w, causal=causal)).all()
 
 
+@pytest.mark.parametrize("orthogonal", [False, True])
+def test_stacked_draws_are_valid_projections(device, orthogonal):
+    gen = torch.Generator(device=device).manual_seed(6)
+    w = gaussian_projection(10, 4, orthogonal, gen, device, torch.float64, draws=3)
+    assert w.shape == (3, 10, 4)
+    assert not torch.allclose(w[0], w[1])
+    if orthogonal:
+        block = w[2, 4:8]
+        gram = block @ block.T
+        assert (gram - torch.diag(torch.diagonal(gram))).abs().max() < 1e-10
+    # a stack of projections gives one attention output per projection
+    q, k, v = (torch.randn(5, 4, generator=gen, device=device, dtype=torch.float64) for _ in range(3))
+    stacked = performer_attention(q, k, v, w)
+    torch.testing.assert_close(stacked[1], performer_attention(q, k, v, w[1]), rtol=1e-12, atol=1e-12)
+
+
 def test_projection_reproducible_with_generator(device):
     a = gaussian_projection(10, 4, True, torch.Generator(device=device).manual_seed(5), device)
     b = gaussian_projection(10, 4, True, torch.Generator(device=device).manual_seed(5), device)

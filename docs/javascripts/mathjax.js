@@ -34,9 +34,16 @@ window.MathJax = {
 // runs counts the finished typesetting passes (the browser tests wait on it)
 window.spacesMath = { ready: false, runs: 0 };
 
+// formulas of the current page that no typesetting pass has looked at yet
+function pendingMath() {
+  return document.querySelectorAll(".arithmatex:not([data-typeset])");
+}
+
 function typesetPage() {
   MathJax.startup.promise = MathJax.startup.promise
     .then(async () => {
+      // the first page load can be announced twice (MathJax ready, then document$): once is enough
+      if (pendingMath().length === 0) return;
       MathJax.startup.output.clearCache();
       MathJax.typesetClear();
       const scopes = Array.from(document.querySelectorAll("article.md-post--excerpt"));
@@ -49,6 +56,7 @@ function typesetPage() {
           await MathJax.typesetPromise([scope]);
         }
       }
+      for (const el of pendingMath()) el.dataset.typeset = "";
     })
     .catch((err) => console.error("MathJax typesetting failed:", err))
     .then(() => {

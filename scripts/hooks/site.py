@@ -135,7 +135,8 @@ def credit_html(meta: dict) -> str:
         '<p class="admonition-title">原文与许可</p>\n'
         f'<p>原文作者 <strong>苏剑林</strong>，发表于<a href="{SITE_HOME}">科学空间</a>。{original}。</p>\n'
         f'<p>本页摘录原文，依原站声明按 <a href="{LICENSE_URL}" rel="license">CC BY-NC-SA</a>'
-        '（署名-非商业用途-保持一致）协议转载；公式与正文一字未改，配套代码为本存档所加。</p>\n'
+        '（署名-非商业用途-保持一致）协议转载，正文与公式和原文一致；'
+        '文末的配套代码（如有）为本存档所加。</p>\n'
         '</div>\n'
     )
 

@@ -18,9 +18,11 @@ Options come from the environment (``SPACES_JOBS``, ``SPACES_DEVICE``, ``SPACES_
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import posixpath
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urljoin
@@ -63,6 +65,7 @@ class _State:
     page_snippets: dict[str, list[str]] = {}  # page src_uri -> snippet rels, in marker order
     figure_uris: dict[str, list[str]] = {}  # snippet rel -> figure src_uris
     notebooks: dict[str, Path] = {}  # article slug -> notebook file under .cache/notebooks
+    notebook_css: dict[str, str] = {}  # site path -> the stylesheet mkdocs-jupyter inlines
 
 
 state = _State()
@@ -212,6 +215,9 @@ def on_page_content(html: str, page, config, files):
     build = state.build
     if build is None:
         return html
+    if src_uri.startswith(f"{NOTEBOOK_DIR}/") and src_uri.endswith(".ipynb"):
+        page.meta["search"] = {"exclude": True}  # the article page already holds the same code
+        return _slim_notebook(html, page)
     if src_uri == EXECUTIONS_PAGE:
         return html.replace(EXECUTIONS_MARK, engine.render_executions_table(
             build, lambda record: _page_url_of(record, page, files)))
@@ -241,6 +247,38 @@ def on_page_content(html: str, page, config, files):
     return html
 
 
+_STYLE = re.compile(r'<style type="text/css">(.*?)</style>', re.DOTALL)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
+
+
+def _slim_notebook(html: str, page) -> str:
+    """Trim what mkdocs-jupyter puts into every notebook page.
+
+    - its ~575 kB stylesheet, inlined in each page, becomes one shared file (written in on_post_build);
+    - ``<script src="">`` and the MathJax 2 configuration (the site loads MathJax 3 itself; the
+      notebooks hold no math) go, and so does the Mermaid loader that imports from a CDN (no
+      notebook holds a diagram): pages of this site make no requests to other hosts.
+    """
+    def shared_css(m):
+        css = m.group(1)
+        if len(css) < 20_000:
+            return m.group(0)
+        uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+        state.notebook_css[uri] = css
+        return f'<link rel="stylesheet" href="{get_relative_url(uri, page.url)}">'
+
+    def drop_script(m):
+        tag = m.group(0)
+        head = tag[:tag.index(">") + 1]
+        if head == '<script src="">' or 'type="text/x-mathjax-config"' in head:
+            return ""
+        if 'type="module"' in head and "cdnjs.cloudflare.com" in tag and "mermaid" in tag:
+            return ""
+        return tag
+
+    return _SCRIPT.sub(drop_script, _STYLE.sub(shared_css, html))
+
+
 def _page_url_of(record, page, files):
     for src_uri in record.snippet.pages:
         f = files.get_file_from_path(src_uri)
@@ -250,6 +288,10 @@ def _page_url_of(record, page, files):
 
 
 def on_post_build(config):
+    for uri, css in state.notebook_css.items():
+        path = Path(config.site_dir) / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(css, encoding="utf-8")
     if state.root is not None:
         engine.Cache(state.root).prune(_existing_snippets(state.root))
 

@@ -45,7 +45,7 @@ print("Langevin samples per component:", " ".join(f"{v:.2f}" for v in share.toli
       "(true weights 0.40 0.30 0.20 0.10)")
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.5))
-grid = torch.linspace(-3, 3, 15, device=device)
+grid = torch.linspace(-3, 3, 13, device=device)
 points = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), dim=-1).reshape(-1, 2)
 with torch.no_grad():
     learned = model.score(points, 0.2)

@@ -1,0 +1,67 @@
+# Spaces: the two commands of a fresh machine with Python 3.11 and pip.
+#
+#   make serve   set up .venv, execute the snippets, build and serve the site on http://127.0.0.1:8000
+#   make test    set up .venv (and Debian's chromium if missing), run the whole test suite
+#
+# The set-up is done once: .venv/.spaces-installed is its stamp, redone when pyproject.toml changes.
+# `make build` (strict build into site/) is what the CI workflows publish.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3 || command -v python)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.spaces-installed
+SITE   ?= site
+
+export NO_MKDOCS_2_WARNING := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help serve test build chromium
+
+help:
+	@echo "make serve   set up, build and serve the site locally (http://127.0.0.1:8000)"
+	@echo "make test    set up and run all tests (installs Debian's chromium if missing)"
+
+serve: $(STAMP)
+	@if [ -f scripts/build.py ]; then \
+		$(BIN)/python scripts/build.py --serve; \
+	else \
+		$(BIN)/mkdocs serve; \
+	fi
+
+test: $(STAMP) chromium
+	$(BIN)/python -m pytest
+
+build: $(STAMP)
+	@if [ -f scripts/build.py ]; then \
+		$(BIN)/python scripts/build.py --site-dir $(SITE); \
+	else \
+		$(BIN)/mkdocs build --strict --site-dir $(SITE); \
+	fi
+
+# .venv with the project and its dev extra; venv first, virtualenv where venv is not available
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: no python3 found; install Python 3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "make: Python 3.11 or newer is needed, $(PYTHON) is $$($(PYTHON) --version 2>&1)" >&2; exit 1; }
+	@if [ ! -x $(BIN)/python ]; then \
+		echo "make: creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+			rm -rf $(VENV); \
+			$(PYTHON) -m pip install --quiet --user virtualenv && $(PYTHON) -m virtualenv --quiet $(VENV); \
+		}; \
+	fi
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+# Debian's chromium for the browser tests, installed only when missing (root, or through sudo)
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "make: installing Debian's chromium for the browser tests"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@command -v chromium >/dev/null 2>&1 || { echo "make: chromium could not be installed" >&2; exit 1; }

@@ -1,0 +1,90 @@
+r"""中文任务还是SOTA吗？我们给SimCSE补充了一些实验 — https://kexue.fm/archives/8348
+
+Paper: Gao, Yao and Chen, "SimCSE: Simple Contrastive Learning of Sentence Embeddings" (2021,
+arXiv:2104.08821).
+
+Unsupervised SimCSE encodes every sentence twice; the only difference between the two encodings
+:math:`h_i, h_i'` is the dropout mask, and that is the whole "data augmentation". The other view of the
+same sentence is the positive, every other sentence of the batch a negative:
+
+.. math::
+
+    \mathcal{L} = -\frac{1}{N}\sum_{i=1}^{N} \log
+        \frac{e^{\cos(h_i, h_i')/\tau}}{\sum_{j=1}^{N} e^{\cos(h_i, h_j')/\tau}}
+    \qquad(\text{the paper}).
+
+The article's bert4keras code puts both views into one batch of :math:`2N` vectors
+:math:`[h_1, h_1', h_2, h_2', \dots]` and lets each of them pick its partner among the other
+:math:`2N-1` (scale 20, i.e. :math:`\tau = 0.05`); then the other sentences' first views are negatives
+too. :func:`simcse_loss` computes either (``in_view_negatives``). No pretrained BERT is used here: the
+encoder is a tiny Transformer built in code.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from spaces_code.attention_masks import bidirectional_mask
+from spaces_code.cpm_lm import MLP, SelfAttention
+
+
+def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negatives: bool = True) -> Tensor:
+    """Contrastive loss of two views ``z1, z2`` (N, d) of the same N sentences (row i of both).
+
+    ``in_view_negatives=True``: the article's 2N x 2N form; ``False``: the paper's N x N form.
+    """
+    n = z1.shape[0]
+    if in_view_negatives:
+        h = torch.stack([z1, z2], dim=1).flatten(0, 1)  # (2N, d): h_1, h_1', h_2, h_2', ...
+        h = nn.functional.normalize(h, dim=-1)
+        # $s_{ij} = \cos(h_i, h_j)/\tau$, a vector is never its own candidate
+        sim = (h @ h.T / temperature).fill_diagonal_(float("-inf"))  # (2N, 2N)
+        partner = torch.arange(2 * n, device=h.device) ^ 1  # 0<->1, 2<->3, ...
+        return nn.functional.cross_entropy(sim, partner)
+    # $-\log e^{\cos(h_i, h_i')/\tau} / \sum_j e^{\cos(h_i, h_j')/\tau}$
+    sim = nn.functional.normalize(z1, dim=-1) @ nn.functional.normalize(z2, dim=-1).T / temperature  # (N, N)
+    return nn.functional.cross_entropy(sim, torch.arange(n, device=sim.device))
+
+
+def dropout(x: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Inverted dropout whose mask is drawn from ``generator``: zero with probability p, else x/(1-p)."""
+    if p == 0.0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    return x * keep / (1.0 - p)
+
+
+class TinyEncoder(nn.Module):
+    """Character embeddings, ``n_layer`` bidirectional Transformer blocks with dropout, mean pooling.
+
+    ``ids`` (batch, n) with ``pad_id`` padding -> sentence embeddings (batch, dim). Dropout acts only in
+    training mode, with masks from ``generator``: two calls give two different views of one sentence.
+    """
+
+    def __init__(self, vocab_size: int, max_len: int, dim: int = 64, n_head: int = 4, n_layer: int = 1,
+                 p_drop: float = 0.1, pad_id: int = 0):
+        super().__init__()
+        self.p_drop, self.pad_id = p_drop, pad_id
+        self.tok = nn.Embedding(vocab_size, dim)
+        self.pos = nn.Embedding(max_len, dim)
+        self.attn = nn.ModuleList(SelfAttention(dim, n_head) for _ in range(n_layer))
+        self.mlp = nn.ModuleList(MLP(dim, 2 * dim) for _ in range(n_layer))
+        self.ln = nn.ModuleList(nn.LayerNorm(dim) for _ in range(2 * n_layer))
+
+    def forward(self, ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        p = self.p_drop if self.training else 0.0
+        n = ids.shape[1]
+        real = ids != self.pad_id  # (batch, n)
+        mask = bidirectional_mask(n, device=ids.device) & real[:, None, None, :]  # (batch, 1, n, n)
+        h = dropout(self.tok(ids) + self.pos(torch.arange(n, device=ids.device)), p, generator)
+        for i, (attn, mlp) in enumerate(zip(self.attn, self.mlp)):
+            h = self.ln[2 * i](h + dropout(attn(h, mask), p, generator))  # (batch, n, dim)
+            h = self.ln[2 * i + 1](h + dropout(mlp(h), p, generator))
+        real = real[..., None].to(h.dtype)
+        return (h * real).sum(1) / real.sum(1).clamp_min(1.0)  # (batch, dim): mean over real tokens
+
+
+def simcse_views(encoder: nn.Module, ids: Tensor,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The two dropout views :math:`h, h'` (N, d) of a batch: the same sentences encoded twice."""
+    return encoder(ids, generator), encoder(ids, generator)

@@ -1,0 +1,79 @@
+"""Conditional Layer Normalization (https://kexue.fm/archives/7124)."""
+import pytest
+import torch
+
+from spaces_code.conditional_layer_norm import ConditionalLayerNorm, ConditionalLM
+
+
+@pytest.mark.parametrize("shape", [(3, 8), (3, 5, 8), (3, 2, 4, 8)])
+@pytest.mark.parametrize("hidden_dim", [None, 4])
+def test_equals_layer_norm_exactly_at_initialisation(device, generator, shape, hidden_dim):
+    cln = ConditionalLayerNorm(8, cond_dim=6, hidden_dim=hidden_dim).to(device)
+    ln = torch.nn.LayerNorm(8).to(device)
+    x = torch.randn(*shape, generator=generator, device=device) * 10 + 3
+    cond = torch.randn(3, 6, generator=generator, device=device) * 100  # any condition, even huge
+    assert torch.equal(cln(x, cond), ln(x))
+
+
+def naive_cln(x, cond, cln):
+    """float64 reference: y = (gamma + W_g c) * (x - mu) / sqrt(var + eps) + (beta + W_b c)."""
+    x, cond = x.double().cpu(), cond.double().cpu()
+    p = {k: v.double().cpu() for k, v in cln.state_dict().items()}
+    c = cond if cln.hidden is None else cond @ p["hidden.weight"].T
+    gamma = p["gamma"] + c @ p["gamma_dense.weight"].T
+    beta = p["beta"] + c @ p["beta_dense.weight"].T
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return gamma[:, None, :] * (x - mu) / torch.sqrt(var + cln.eps) + beta[:, None, :]
+
+
+@pytest.mark.parametrize("hidden_dim", [None, 3])
+def test_perturbed_weights_match_the_formula(device, generator, hidden_dim):
+    cln = ConditionalLayerNorm(8, cond_dim=5, hidden_dim=hidden_dim).to(device)
+    with torch.no_grad():
+        for p in cln.parameters():
+            p.add_(torch.randn(p.shape, generator=generator, device=device))
+    x = torch.randn(4, 7, 8, generator=generator, device=device)
+    cond = torch.randn(4, 5, generator=generator, device=device)
+    out = cln(x, cond)
+    assert torch.allclose(out.double().cpu(), naive_cln(x, cond, cln), atol=1e-5)
+    # now the condition matters: swapping conditions changes the output
+    assert not torch.allclose(out, cln(x, cond.flip(0)), atol=1e-3)
+
+
+def test_one_step_from_zero_init_makes_it_conditional(device, generator):
+    cln = ConditionalLayerNorm(8, cond_dim=2).to(device)
+    x = torch.randn(2, 5, 8, generator=generator, device=device)
+    cond = torch.eye(2, device=device)
+    target = torch.randn(2, 5, 8, generator=generator, device=device)
+    loss = ((cln(x, cond) - target) ** 2).mean()
+    loss.backward()
+    # zero-initialised layers still receive gradient: dL/dW_gamma = (dL/dgamma(c)) c^T
+    assert cln.gamma_dense.weight.grad.abs().max() > 1e-4
+    with torch.no_grad():  # one plain SGD step
+        for p in cln.parameters():
+            p -= 0.5 * p.grad
+    same_x = x[:1].expand(2, -1, -1)
+    y = cln(same_x, cond)
+    assert (y[0] - y[1]).abs().max() > 1e-3
+    assert loss.item() > ((cln(x, cond) - target) ** 2).mean().item()
+
+
+def test_conditional_lm_ignores_condition_at_initialisation(device, generator):
+    torch.manual_seed(0)
+    model = ConditionalLM(vocab_size=10, cond_dim=4, n_positions=8, n_layer=2).to(device)
+    ids = torch.randint(0, 10, (1, 8), generator=generator, device=device).expand(4, -1)
+    logits = model(ids, torch.randn(4, 4, generator=generator, device=device))
+    assert torch.equal(logits, logits[:1].expand(4, -1, -1))
+
+
+def test_device_matches_cpu(device, generator):
+    torch.manual_seed(1)
+    cln = ConditionalLayerNorm(16, cond_dim=3, hidden_dim=5)
+    with torch.no_grad():
+        for p in cln.parameters():
+            p.normal_()
+    x = torch.randn(2, 4, 16, generator=generator, device=device)
+    cond = torch.randn(2, 3, generator=generator, device=device)
+    out = cln.to(device)(x, cond)
+    assert torch.allclose(out.cpu(), naive_cln(x, cond, cln).float(), atol=1e-5)

@@ -1,0 +1,84 @@
+"""Unsupervised SimCSE (https://kexue.fm/archives/8348)."""
+import math
+
+import pytest
+import torch
+
+from spaces_code.simcse import TinyEncoder, dropout, simcse_loss, simcse_views
+
+
+def naive_loss(z1, z2, temperature, in_view_negatives):
+    """float64 loops: softmax cross-entropy over cosine similarities / temperature."""
+    z1, z2 = z1.double().cpu(), z2.double().cpu()
+    cos = lambda a, b: float(a @ b / (a.norm() * b.norm()))
+    n, total = z1.shape[0], 0.0
+    if in_view_negatives:
+        h = [v for i in range(n) for v in (z1[i], z2[i])]  # h_1, h_1', h_2, h_2', ...
+        for i in range(2 * n):
+            positive = i + 1 if i % 2 == 0 else i - 1  # the other dropout view of the same sentence
+            logits = {j: cos(h[i], h[j]) / temperature for j in range(2 * n) if j != i}
+            total -= logits[positive] - math.log(sum(math.exp(v) for v in logits.values()))
+        return total / (2 * n)
+    for i in range(n):
+        logits = [cos(z1[i], z2[j]) / temperature for j in range(n)]
+        total -= logits[i] - math.log(sum(math.exp(v) for v in logits))
+    return total / n
+
+
+@pytest.mark.parametrize("in_view_negatives", [True, False])
+@pytest.mark.parametrize("temperature", [0.05, 0.5, 2.0])
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_loss_equals_naive_cross_entropy(device, generator, in_view_negatives, temperature, n):
+    z1 = torch.randn(n, 5, generator=generator, device=device) * 3
+    z2 = z1 + 0.3 * torch.randn(n, 5, generator=generator, device=device)
+    loss = simcse_loss(z1, z2, temperature, in_view_negatives)
+    expected = naive_loss(z1, z2, temperature, in_view_negatives)
+    assert loss.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_closed_form_for_identical_orthonormal_views(device):
+    n, tau = 4, 0.1
+    z = torch.eye(n, 6, device=device, dtype=torch.float64) * 7.0  # the scale is irrelevant (cosine)
+    # positive cos = 1; negatives cos = 0: 2n - 2 of them in the 2N form, n - 1 in the paper's
+    article = math.log1p((2 * n - 2) * math.exp(-1 / tau))
+    paper = math.log1p((n - 1) * math.exp(-1 / tau))
+    assert simcse_loss(z, z, tau).item() == pytest.approx(article, rel=1e-12)
+    assert simcse_loss(z, z, tau, False).item() == pytest.approx(paper, rel=1e-12)
+
+
+def test_swapping_positives_raises_the_loss(device, generator):
+    z1 = torch.randn(6, 8, generator=generator, device=device)
+    z2 = z1 + 0.1 * torch.randn(6, 8, generator=generator, device=device)
+    right = simcse_loss(z1, z2)
+    wrong = simcse_loss(z1, z2.roll(1, 0))  # pair each sentence with another sentence's view
+    assert wrong > right + 1.0
+
+
+def test_dropout_is_unbiased_and_drops_p(device):
+    generator = torch.Generator(device=device).manual_seed(0)
+    x = torch.ones(200_000, device=device)
+    y = dropout(x, 0.25, generator)
+    assert (y == 0).float().mean().item() == pytest.approx(0.25, abs=0.005)  # ~5 sigma
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert torch.equal(dropout(x, 0.0, generator), x)
+
+
+def test_two_views_differ_only_by_dropout(device):
+    torch.manual_seed(0)
+    encoder = TinyEncoder(vocab_size=20, max_len=10, dim=16, p_drop=0.2).to(device)
+    ids = torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 10]], device=device)
+    generator = torch.Generator(device=device).manual_seed(1)
+    z1, z2 = simcse_views(encoder, ids, generator)
+    assert not torch.allclose(z1, z2)
+    encoder.eval()
+    e1, e2 = simcse_views(encoder, ids, generator)
+    assert torch.equal(e1, e2)
+    # padding is ignored: a sentence encodes the same with or without extra padding
+    padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long, device=device)], 1)
+    assert torch.allclose(encoder(padded)[0], e1[0], atol=1e-5)
+
+
+def test_gradient_matches_float64(device, generator):
+    z1 = torch.randn(5, 4, generator=generator, device=device, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(5, 4, generator=generator, device=device, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: simcse_loss(a, z2, 0.3), (z1,))
