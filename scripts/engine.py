@@ -650,34 +650,44 @@ class _Progress:
 
 def execute(root: Path, snippets: list[Snippet], device: str, options: Options,
             expected_seconds: dict[str, float]) -> list[Record]:
-    """Run ``snippets`` (longest expected first, for a short makespan) over ``options.jobs`` workers.
+    """Run ``snippets`` over ``options.jobs`` workers, longest expected first (short makespan).
 
-    Without ``keep_going`` the first failure stops the build: nothing new starts and running
-    snippets are killed. Records of aborted snippets are left out.
+    Timing-dependent snippets run afterwards, one at a time on an otherwise idle build, so that what
+    they measure is not the other snippets competing for the cores. Without ``keep_going`` the first
+    failure stops the build: nothing new starts and running snippets are killed; records of
+    aborted snippets are left out.
     """
-    order = sorted(snippets, key=lambda s: -expected_seconds.get(s.rel, float("inf")))
+    def longest_first(group):
+        return sorted(group, key=lambda s: -expected_seconds.get(s.rel, float("inf")))
+
+    phases = [(longest_first([s for s in snippets if not s.timing_dependent]), options.jobs),
+              (longest_first([s for s in snippets if s.timing_dependent]), 1)]
     executor = Executor(root, device, options)
-    progress = _Progress(len(order))
+    progress = _Progress(len(snippets))
     records: list[Record] = []
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs),
-                                                 thread_name_prefix="snippet")
     try:
-        futures = [pool.submit(executor.run, s) for s in order]
-        for future in concurrent.futures.as_completed(futures):
-            record = future.result()
-            if record is None:
+        for group, jobs in phases:
+            if not group or executor.aborted.is_set():
                 continue
-            records.append(record)
-            progress.advance(record)
-            if not record.ok and not options.keep_going:
-                executor.kill_all()
-                for f in futures:
-                    f.cancel()
-    except BaseException:
-        executor.kill_all()
-        raise
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs),
+                                                       thread_name_prefix="snippet") as pool:
+                futures = [pool.submit(executor.run, s) for s in group]
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        record = future.result()
+                        if record is None:
+                            continue
+                        records.append(record)
+                        progress.advance(record)
+                        if not record.ok and not options.keep_going:
+                            for f in futures:
+                                f.cancel()
+                except BaseException:
+                    executor.kill_all()
+                    for f in futures:
+                        f.cancel()
+                    raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         progress.close()
     return records
 

@@ -84,7 +84,7 @@ class LandscapeProbe(NamedTuple):
 
 
 def probe_along_gradient(model: nn.Module, x: Tensor, y: Tensor, step_sizes: Tensor) -> LandscapeProbe:
-    r"""Evaluate $L$ and $\nabla L$ at $\theta - \eta g$ for every $\eta$ in ``step_sizes`` (S,); $\theta$ is restored."""
+    r"""$L$ and $\nabla L$ at $\theta - \eta g$ for each $\eta$ in ``step_sizes`` (S,); $\theta$ is restored."""
     _, g = loss_and_gradient(model, x, y)  # (P,)
     originals = [p.detach().clone() for p in model.parameters()]
     losses, changes = [], []

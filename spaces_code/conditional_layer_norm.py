@@ -39,6 +39,21 @@ class ConditionalLayerNorm(nn.Module):
         nn.init.zeros_(self.gamma_dense.weight)  # zero: starts as the plain LayerNorm
         nn.init.zeros_(self.beta_dense.weight)
 
+    @classmethod
+    def from_layer_norm(cls, layer_norm: nn.LayerNorm, cond_dim: int,
+                        hidden_dim: int | None = None) -> "ConditionalLayerNorm":
+        """Wrap a (pretrained) LayerNorm: its gain and bias become :math:`\\gamma, \\beta`, so the new
+        layer computes exactly what the old one did until :math:`W_\\gamma, W_\\beta` are trained."""
+        if len(layer_norm.normalized_shape) != 1 or not layer_norm.elementwise_affine:
+            raise ValueError("only a LayerNorm over the last dimension with gain and bias can be wrapped")
+        dim = layer_norm.normalized_shape[0]
+        cln = cls(dim, cond_dim, hidden_dim, eps=layer_norm.eps).to(layer_norm.weight.device)
+        with torch.no_grad():
+            cln.gamma.copy_(layer_norm.weight)
+            if layer_norm.bias is not None:
+                cln.beta.copy_(layer_norm.bias)
+        return cln
+
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         c = cond if self.hidden is None else self.hidden(cond)  # (batch, width)
         # $\gamma(c) = \gamma + W_\gamma c$, $\beta(c) = \beta + W_\beta c$

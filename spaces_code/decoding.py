@@ -38,6 +38,8 @@ NextLogits = Callable[[Tensor], Tensor]
 
 def top_k_filter(logits: Tensor, k: int, keep: int | None = None) -> Tensor:
     """Set every logit outside the ``k`` largest to ``-inf`` (``keep``, e.g. eos, always stays)."""
+    if k < 1:
+        raise ValueError(f"top-k needs k >= 1, got {k}")
     k = min(k, logits.shape[-1])
     kth = logits.topk(k, dim=-1).values[..., -1:]  # (..., 1)
     dropped = logits < kth  # ties with the k-th value are kept
@@ -48,6 +50,8 @@ def top_k_filter(logits: Tensor, k: int, keep: int | None = None) -> Tensor:
 
 def top_p_filter(logits: Tensor, p: float, keep: int | None = None) -> Tensor:
     """Nucleus: keep the smallest set of most probable tokens whose probability reaches ``p``."""
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top-p needs 0 < p <= 1, got {p}")
     sorted_logits, order = logits.sort(dim=-1, descending=True)  # (..., V)
     probs = sorted_logits.softmax(dim=-1)
     # a token is dropped when the tokens ranked before it already hold mass >= p
@@ -105,6 +109,8 @@ def sample_decode(next_logits: NextLogits, prompt: Tensor, max_new_tokens: int, 
     """
     if consistent and eos is None:
         raise ValueError("consistent sampling needs the eos token id")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
 
     def choose(logits: Tensor) -> Tensor:
         # $q(y_t|y_{<t}) \propto p(y_t|y_{<t})^{1/T}\,\mathbb{1}[y_t \in V_t]$

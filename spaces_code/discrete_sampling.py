@@ -48,6 +48,7 @@ def empirical_distribution(samples: Tensor, shape: int | tuple[int, ...]) -> Ten
 
 def rejection_bound(target: Tensor, proposal: Tensor) -> Tensor:
     """Smallest $M$ with $\\tilde p(x) \\le M q(x)$ for all $x$ (the proposal must cover the target)."""
+    target, proposal = _as_weights(target), _as_weights(proposal)
     if bool(((target > 0) & (proposal <= 0)).any()):
         raise ValueError("the proposal must be positive wherever the target is")
     ratio = torch.where(proposal > 0, target / proposal.clamp_min(torch.finfo(proposal.dtype).tiny), 0)
@@ -71,7 +72,7 @@ def rejection_sampling(target: Tensor, proposal: Tensor, num_samples: int, *,
     proposal = proposal / proposal.sum()
     bound = rejection_bound(target, proposal)
     accept_rate = float(target.sum() / bound)
-    kept: list[Tensor] = []
+    kept = [torch.empty(0, dtype=torch.long, device=target.device)]
     missing = num_samples
     while missing > 0:
         batch = min(int(missing / accept_rate * 1.1) + 16, 1 << 22)

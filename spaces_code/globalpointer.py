@@ -17,7 +17,8 @@ cross-entropy the article generalises from softmax cross-entropy:
 
 .. math::
 
-    \\log\\Big(1 + \\sum_{i\\in\\Omega_{neg}} e^{s_i}\\Big) + \\log\\Big(1 + \\sum_{j\\in\\Omega_{pos}} e^{-s_j}\\Big).
+    \\log\\Big(1 + \\sum_{i\\in\\Omega_{neg}} e^{s_i}\\Big)
+    + \\log\\Big(1 + \\sum_{j\\in\\Omega_{pos}} e^{-s_j}\\Big).
 
 The toy data (:func:`make_toy_nested_ner`) plants nested entities: an organisation such as 北京大学 contains
 the location 北京.
@@ -34,7 +35,8 @@ from spaces_code.rope import apply_rope
 
 
 def multilabel_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
-    """Loss per row, shape ``(...)``, for scores ``y_pred`` (..., C) and targets ``y_true`` (..., C) in {0, 1}.
+    """Loss per row, shape ``(...)``, for scores ``y_pred`` (..., C) and targets ``y_true`` (..., C)
+    in {0, 1}.
 
     Computed as two ``logsumexp`` over the class scores with a zero appended (the "1 +" of the formula), so
     scores of any magnitude are safe and rows without positives (or without negatives) are fine.

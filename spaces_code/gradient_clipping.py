@@ -32,7 +32,10 @@ ClipMode = Literal["none", "min", "smooth"]
 
 
 def clip_scale(grad_norm: Tensor, gamma: float, mode: ClipMode) -> Tensor:
-    r"""The factor $s$ multiplying the gradient: 1, $\min\{1, \gamma/\Vert g\Vert\}$ or $\gamma/(\Vert g\Vert+\gamma)$."""
+    r"""The factor $s$ multiplying the gradient.
+
+    ``none``: 1; ``min``: $\min\{1, \gamma/\Vert g\Vert\}$; ``smooth``: $\gamma/(\Vert g\Vert+\gamma)$.
+    """
     if gamma <= 0:
         raise ValueError(f"the clipping threshold gamma must be positive, got {gamma}")
     if mode == "none":

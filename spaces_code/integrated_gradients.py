@@ -28,7 +28,8 @@ BatchFn = Callable[[Tensor], Tensor]
 
 
 def integrated_gradients(f: BatchFn, x: Tensor, baseline: Tensor | None = None, steps: int = 64) -> Tensor:
-    r"""$\text{IG}_i = (x_i - \bar{x}_i)\,\frac{1}{S}\sum_{s=1}^{S} \partial_i F\big(\bar{x} + \tfrac{s - 1/2}{S}(x - \bar{x})\big)$.
+    r"""Midpoint rule with $\alpha_s = (s - 1/2)/S$:
+    $\text{IG}_i = (x_i - \bar{x}_i)\frac{1}{S}\sum_{s=1}^{S}\partial_i F(\bar{x} + \alpha_s(x - \bar{x}))$.
 
     ``f`` maps a batch (B, *x.shape) to B scalars (B,); ``x`` and ``baseline`` (default zeros) carry no
     batch dimension. Returns attributions shaped like ``x`` with ``attr.sum() ≈ f(x) - f(baseline)``.

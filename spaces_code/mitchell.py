@@ -8,12 +8,13 @@ Mitchell's approximation of the binary logarithm is $\log_2 x \approx n + m$, i.
 Multiplying means adding logarithms; converting the sum back with the same approximation gives
 
 $$
-xy \approx \begin{cases} 2^{n_x+n_y}(1 + m_x + m_y), & m_x + m_y < 1,\
+xy \approx \begin{cases} 2^{n_x+n_y}(1 + m_x + m_y), & m_x + m_y < 1,\\
 2^{n_x+n_y+1}(m_x + m_y), & m_x + m_y \geq 1,\end{cases}
 $$
 
 whose relative error $1 - \widetilde{xy}/(xy)$ lies in $[0, 1/9]$; the maximum $1/9$ is reached at
-$m_x = m_y = 1/2$ ($1.5\times1.5 = 2.25$ becomes $2$).
+$m_x = m_y = 1/2$ ($1.5\times1.5 = 2.25$ becomes $2$). Division subtracts the logarithms instead; its
+result is never below the exact quotient and at most $1/8$ above it.
 
 A float32 stores $2^{n}(1+m)$ as the integer $I = (n + 127)\cdot 2^{23} + m\cdot 2^{23}$, so
 $I/2^{23} - 127$ *is* Mitchell's logarithm and the whole algorithm is one integer addition:
@@ -55,6 +56,15 @@ def _biased_log_bits(x: Tensor) -> Tensor:
     return bits - subnormal.to(torch.int64) * (SUBNORMAL_SCALE_BITS << MANTISSA_BITS)
 
 
+def _from_log_bits(bits: Tensor) -> Tensor:
+    """float32 from Mitchell's integer logarithm (int64): ``+inf`` above the range, ``0`` below $2^{-126}$."""
+    overflow = bits >= (255 << MANTISSA_BITS)  # exponent field 255 means inf/NaN
+    underflow = bits < (1 << MANTISSA_BITS)  # exponent field 0 would be read as subnormal
+    safe = bits.clamp(1 << MANTISSA_BITS, (255 << MANTISSA_BITS) - 1).to(torch.int32).view(torch.float32)
+    safe = torch.where(overflow, torch.full_like(safe, float("inf")), safe)
+    return torch.where(underflow, torch.zeros_like(safe), safe)
+
+
 def mitchell_multiply(a: Tensor, b: Tensor) -> Tensor:
     r"""Mitchell's approximate product of positive float32 tensors ``a`` and ``b`` (broadcast).
 
@@ -67,13 +77,20 @@ def mitchell_multiply(a: Tensor, b: Tensor) -> Tensor:
     _check_positive_float32("b", b)
     a, b = torch.broadcast_tensors(a, b)
     # $I_{xy} = I_x + I_y - 127\cdot 2^{23}$  (int64: no wrap-around near the ends of the range)
-    product_bits = _biased_log_bits(a) + _biased_log_bits(b) - (EXPONENT_BIAS << MANTISSA_BITS)
-    overflow = product_bits >= (255 << MANTISSA_BITS)  # exponent field 255 means inf/NaN
-    underflow = product_bits < (1 << MANTISSA_BITS)  # exponent field 0 would be read as subnormal
-    safe_bits = product_bits.clamp(1 << MANTISSA_BITS, (255 << MANTISSA_BITS) - 1).to(torch.int32)
-    product = safe_bits.view(torch.float32)
-    product = torch.where(overflow, torch.full_like(product, float("inf")), product)
-    return torch.where(underflow, torch.zeros_like(product), product)
+    return _from_log_bits(_biased_log_bits(a) + _biased_log_bits(b) - (EXPONENT_BIAS << MANTISSA_BITS))
+
+
+def mitchell_divide(a: Tensor, b: Tensor) -> Tensor:
+    r"""Mitchell's approximate quotient $a/b$: $I_{x/y} = I_x - I_y + 127\cdot 2^{23}$ (same conventions).
+
+    Division errs the other way: the result is $\frac{a}{b}(1 + \delta)$ with $0 \le \delta \le 1/8$,
+    the maximum at mantissas $1 / 1.5$ ($0.75$ instead of $0.\overline{6}$).
+    """
+    _check_positive_float32("a", a)
+    _check_positive_float32("b", b)
+    a, b = torch.broadcast_tensors(a, b)
+    # $\log_2(x/y) \approx (n_x + m_x) - (n_y + m_y)$
+    return _from_log_bits(_biased_log_bits(a) - _biased_log_bits(b) + (EXPONENT_BIAS << MANTISSA_BITS))
 
 
 def mitchell_log2(x: Tensor) -> Tensor:

@@ -50,7 +50,7 @@ def hessian_trace(loss_fn: LossFn, x: Tensor) -> Tensor:
 
 def hutchinson_trace(loss_fn: LossFn, x: Tensor, n_probes: int = 64,
                      generator: torch.Generator | None = None) -> MonteCarloEstimate:
-    r"""$\mathrm{tr}\,H \approx \frac{1}{K}\sum_k v_k^\top H v_k$ with Rademacher $v_k$: Hessian-vector products only."""
+    r"""Hutchinson: $\mathrm{tr}\,H \approx \frac{1}{K}\sum_k v_k^\top H v_k$, Rademacher $v_k$, no full Hessian."""
     signs = torch.randint(0, 2, (n_probes, x.shape[-1]), generator=generator, device=x.device)
     probes = signs.to(x.dtype) * 2 - 1  # (K, d)
     rows, grad = _gradient_rows(loss_fn, x, n_probes)
@@ -114,7 +114,7 @@ def mlp_function(weights: list[tuple[Tensor, Tensor]]) -> LossFn:
 def random_mlp_weights(sizes: list[int], generator: torch.Generator | None = None,
                        device: torch.device | str | None = None,
                        dtype: torch.dtype = torch.float64) -> list[tuple[Tensor, Tensor]]:
-    r"""Gaussian weights $\mathcal{N}(0, 1/\text{fan-in})$ and biases $\mathcal{N}(0, 0.1^2)$ for :func:`mlp_function`."""
+    r"""Weights $\mathcal{N}(0, 1/\text{fan-in})$, biases $\mathcal{N}(0, 0.1^2)$, for :func:`mlp_function`."""
     weights = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         w = torch.randn(fan_out, fan_in, generator=generator, device=device, dtype=dtype) / fan_in ** 0.5

@@ -95,7 +95,8 @@ def train_with_path_kernel(params: list[Tensor], x_train: Tensor, y_train: Tenso
         # $f \mathrel{-}= \eta\sum_i \frac{1}{n}\frac{\partial l}{\partial f_i} K_t(x, x_i)$
         kernel_machine = kernel_machine - lr * kernel @ dl_df
         path_kernel = path_kernel + lr * kernel
-        # $\theta \leftarrow \theta - \eta\nabla_\theta L = \theta - \eta\sum_i \frac{1}{n}\frac{\partial l}{\partial f_i}\nabla_\theta f(x_i)$
+        # $\theta \leftarrow \theta - \eta\nabla_\theta L
+        #   = \theta - \eta\sum_i \frac{1}{n}\frac{\partial l}{\partial f_i}\nabla_\theta f(x_i)$
         step = lr * (dl_df @ j_train)  # (P,)
         offset = 0
         for k, p in enumerate(params):

@@ -13,6 +13,9 @@ $1\pm\varepsilon$ with positive probability.
 Locality-sensitive hashing (SimHash) keeps only the signs: for one Gaussian direction $w$,
 $P[\mathrm{sign}(w^\top u) \ne \mathrm{sign}(w^\top v)] = \theta(u, v)/\pi$, so the fraction of differing
 bits among $n$ random hyperplanes estimates the angle $\theta$, hence $\cos\theta$.
+
+Randomized SVD (Halko, Martinsson & Tropp, SIAM Review 2011) uses the same idea on the columns: a random
+projection $Y = M\Omega$ already spans (nearly) the top singular subspace of $M$.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from torch import Tensor
 
 
 def random_projection(x: Tensor, dim: int, generator: torch.Generator | None = None) -> Tensor:
-    r"""Project rows of ``x`` (N, m) to (N, dim) with one sampled $A\in\mathbb{R}^{\mathrm{dim}\times m}$, $A_{ij}\sim\mathcal{N}(0, 1/\mathrm{dim})$.
+    r"""$v \mapsto Av$ for every row of ``x`` (N, m) -> (N, dim), with $A_{ij}\sim\mathcal{N}(0, 1/\mathrm{dim})$.
 
     Every row uses the same $A$ (pairwise geometry is what is preserved). The matrix is sampled on
     ``x.device`` in ``x.dtype`` (floating point only).
@@ -54,7 +57,7 @@ def distance_distortion(x: Tensor, projected: Tensor) -> Tensor:
 
 
 def jl_dimension(n_points: int, eps: float) -> int:
-    r"""$n = \lceil 4\ln N / (\varepsilon^2/2 - \varepsilon^3/3)\rceil$ (Dasgupta–Gupta), for $0 < \varepsilon < 1$."""
+    r"""$n = \lceil 4\ln N / (\varepsilon^2/2 - \varepsilon^3/3)\rceil$ (Dasgupta–Gupta), $0 < \varepsilon < 1$."""
     if not 0 < eps < 1:
         raise ValueError(f"eps must lie in (0, 1), got {eps}")
     # $n \ge \frac{4\ln N}{\varepsilon^2/2 - \varepsilon^3/3}$
@@ -82,3 +85,20 @@ def angle_between(u: Tensor, v: Tensor) -> Tensor:
     r"""Exact $\theta = \arccos\frac{u^\top v}{\Vert u\Vert\Vert v\Vert}$ along the last axis, in float64."""
     cos = torch.nn.functional.cosine_similarity(u.double(), v.double(), dim=-1)
     return torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def randomized_svd(m: Tensor, rank: int, oversample: int = 10, power_iterations: int = 1,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Top-``rank`` SVD $M \approx U\,\mathrm{diag}(S)\,V^\top$ of ``m`` (rows, cols) from a random sketch.
+
+    $Y = (MM^\top)^{k} M\Omega$ ($k$ = ``power_iterations``) with Gaussian $\Omega$ (cols, rank + oversample),
+    $Q = \mathrm{qr}(Y)$, then the exact SVD of the small $Q^\top M$. Returns U (rows, rank), S (rank,), V (cols, rank).
+    """
+    sketch_size = min(rank + oversample, *m.shape)
+    omega = torch.randn(m.shape[1], sketch_size, generator=generator, device=m.device, dtype=m.dtype)
+    # $Y = M\Omega$: random combinations of the columns, a sketch of the range of $M$
+    q, _ = torch.linalg.qr(m @ omega)  # (rows, sketch)
+    for _ in range(power_iterations):  # sharpen the spectrum: $(MM^\top)M\Omega$
+        q, _ = torch.linalg.qr(m @ (m.T @ q))
+    u_small, s, vh = torch.linalg.svd(q.T @ m, full_matrices=False)  # (sketch, sketch), (sketch,), (sketch, cols)
+    return (q @ u_small)[:, :rank], s[:rank], vh[:rank].T

@@ -13,13 +13,15 @@ same sentence is the positive, every other sentence of the batch a negative:
         \frac{e^{\cos(h_i, h_i')/\tau}}{\sum_{j=1}^{N} e^{\cos(h_i, h_j')/\tau}}
     \qquad(\text{the paper}).
 
-The article's bert4keras code puts both views into one batch of :math:`2N` vectors
-:math:`[h_1, h_1', h_2, h_2', \dots]` and lets each of them pick its partner among the other
-:math:`2N-1` (scale 20, i.e. :math:`\tau = 0.05`); then the other sentences' first views are negatives
-too. :func:`simcse_loss` computes either (``in_view_negatives``). No pretrained BERT is used here: the
-encoder is a tiny Transformer built in code.
+The bert4keras code released with the article (github.com/bojone/SimCSE) puts both views into one
+batch of :math:`2N` vectors :math:`[h_1, h_1', h_2, h_2', \dots]` and lets each of them pick its
+partner among the other :math:`2N-1` (scale 20, i.e. :math:`\tau = 0.05`); then both views of every
+other sentence are negatives. :func:`simcse_loss` computes either (``in_view_negatives``). No
+pretrained BERT is used here: the encoder is a tiny Transformer built in code.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +46,24 @@ def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negat
     # $-\log e^{\cos(h_i, h_i')/\tau} / \sum_j e^{\cos(h_i, h_j')/\tau}$
     sim = nn.functional.normalize(z1, dim=-1) @ nn.functional.normalize(z2, dim=-1).T / temperature  # (N, N)
     return nn.functional.cross_entropy(sim, torch.arange(n, device=sim.device))
+
+
+def alignment_uniformity(z1: Tensor, z2: Tensor, t: float = 2.0) -> tuple[Tensor, Tensor]:
+    """The two diagnostics the SimCSE paper tracks (Wang and Isola, 2020), on normalised embeddings:
+
+    alignment :math:`\\mathbb{E}\\Vert f(x) - f(x^+)\\Vert^2` over positive pairs (row i of ``z1, z2``),
+    uniformity :math:`\\log \\mathbb{E}\\, e^{-t\\Vert f(x) - f(y)\\Vert^2}` over pairs of different
+    sentences (rows of ``z1``). Lower is better for both.
+    """
+    f1, f2 = nn.functional.normalize(z1, dim=-1), nn.functional.normalize(z2, dim=-1)
+    # $\ell_{align} = \mathbb{E}\Vert f(x) - f(x^+)\Vert^2$
+    alignment = (f1 - f2).pow(2).sum(-1).mean()
+    n = f1.shape[0]
+    distinct = ~torch.eye(n, dtype=torch.bool, device=f1.device)
+    squared = (2.0 - 2.0 * f1 @ f1.T)[distinct]  # (n * (n - 1),): unit vectors, |a - b|^2 = 2 - 2 a.b
+    # $\ell_{uniform} = \log \mathbb{E}\, e^{-t\Vert f(x) - f(y)\Vert^2}$
+    uniformity = torch.logsumexp(-t * squared, dim=0) - math.log(squared.numel())
+    return alignment, uniformity
 
 
 def dropout(x: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:

@@ -44,7 +44,8 @@ def sinusoidal_position_encoding(positions: Tensor, d: int, base: float = 10000.
 
 
 def relative_inner_product(offsets: Tensor, d: int, base: float = 10000.0) -> Tensor:
-    """Closed form :math:`\\langle p_m, p_n\\rangle = \\sum_i\\cos((m-n)\\theta_i)` for ``offsets = m - n``."""
+    """Closed form :math:`\\langle p_m, p_n\\rangle = \\sum_i\\cos((m-n)\\theta_i)` for
+    ``offsets = m - n`` (any shape)."""
     theta = sinusoidal_frequencies(d, base, device=offsets.device)  # (d/2,)
     # $\sum_i \cos((m-n)\theta_i)$
     return torch.cos(offsets.to(torch.float64)[..., None] * theta).sum(dim=-1)

@@ -127,7 +127,7 @@ def train_jose(model: SphericalEmbedding, triples: Tensor, steps: int, lr: float
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
             for param, grad in zip(model.parameters(), grads):
-                # the mean over all triples gives each row a tiny gradient: ``lr`` is per row
+                # d(mean loss)/d(row) shrinks with the table size; rescaling keeps ``lr`` size-independent
                 param.copy_(sphere_step(param, grad * param.shape[0], lr, rule))
         history.append(float(loss.detach()))
     return history

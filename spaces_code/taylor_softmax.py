@@ -63,6 +63,16 @@ def taylor_softmax(x: Tensor, n: int = 2, dim: int = -1) -> Tensor:
     return weights / weights.sum(dim=dim, keepdim=True)
 
 
+def taylor_cross_entropy(logits: Tensor, target: Tensor, n: int = 2) -> Tensor:
+    r"""Mean $-\log p_{y}$ under :func:`taylor_softmax` over the last axis: logits (..., k), target (...) ints.
+
+    $-\log p_y = \log\sum_j f_n(x_j) - \log f_n(x_y)$, well defined because every $f_n(x_j) > 0$.
+    """
+    probs = taylor_softmax(logits, n, dim=-1)  # (..., k)
+    picked = probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (...)
+    return -picked.log().mean()
+
+
 def critical_points(n: int, newton_steps: int = 3) -> Tensor:
     r"""All real roots of $f_n' = f_{n-1}$ in float64, i.e. every critical point of $f_n$ ($n \ge 2$).
 

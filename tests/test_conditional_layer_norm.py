@@ -77,3 +77,18 @@ def test_device_matches_cpu(device, generator):
     cond = torch.randn(2, 3, generator=generator, device=device)
     out = cln.to(device)(x, cond)
     assert torch.allclose(out.cpu(), naive_cln(x, cond, cln).float(), atol=1e-5)
+
+
+def test_wrapping_a_pretrained_layer_norm_keeps_its_output(device, generator):
+    ln = torch.nn.LayerNorm(12, eps=1e-6).to(device)
+    with torch.no_grad():  # a "pretrained" gain and bias
+        ln.weight.copy_(torch.randn(12, generator=generator, device=device))
+        ln.bias.copy_(torch.randn(12, generator=generator, device=device))
+    cln = ConditionalLayerNorm.from_layer_norm(ln, cond_dim=3, hidden_dim=2)
+    x = torch.randn(5, 7, 12, generator=generator, device=device)
+    cond = torch.randn(5, 3, generator=generator, device=device)
+    assert cln.eps == ln.eps
+    # same numbers up to float32 rounding (the fused LayerNorm kernel may use a fused multiply-add)
+    assert torch.allclose(cln(x, cond), ln(x), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError):
+        ConditionalLayerNorm.from_layer_norm(torch.nn.LayerNorm(4, elementwise_affine=False), 3)

@@ -140,3 +140,20 @@ def test_filter_logits_combines_both(device):
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]], device=device)
     out = filter_logits(logits, top_k=3, top_p=0.5, keep=4)
     assert torch.isfinite(out).tolist() == [[True, False, False, False, True]]
+
+
+def test_invalid_arguments_are_rejected(device):
+    logits = torch.zeros(2, 5, device=device)
+    with pytest.raises(ValueError):
+        top_k_filter(logits, 0)
+    for p in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            top_p_filter(logits, p)
+    with pytest.raises(ValueError):
+        self_terminating_log_probs(logits[:, None], EOS, epsilon=0.0)
+    _, next_logits = toy(device)
+    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
+    with pytest.raises(ValueError):
+        sample_decode(next_logits, prompt, 3, consistent=True)  # no eos given
+    with pytest.raises(ValueError):
+        sample_decode(next_logits, prompt, 3, eos=EOS, temperature=0.0)

@@ -16,6 +16,7 @@ from spaces_code.discrete_sampling import (
     normalize,
     rejection_acceptance_rate,
     rejection_sampling,
+    single_site_proposal,
     total_variation,
 )
 
@@ -139,3 +140,25 @@ def test_single_state_and_single_chain(device, generator):
     target = _target(device, 4)
     samples = metropolis_hastings(target, 8_000, burn_in=0, generator=generator)  # one chain
     assert float(total_variation(normalize(target), empirical_distribution(samples, 4))) < 0.03
+
+
+def test_single_site_proposal_is_a_symmetric_replace_one_coordinate_kernel(device, generator):
+    shape = (3, 4, 2)
+    proposal = single_site_proposal(shape, device)  # (24, 24)
+    torch.testing.assert_close(proposal.sum(-1), torch.ones(24, dtype=torch.float64, device=device))
+    torch.testing.assert_close(proposal, proposal.T)
+    # from cell (0, 0, 0): change x_1 to one of 2 others with prob 1/(3*3) each, stay with 1/9 + 1/12 + 1/6
+    assert float(proposal[0, 1 * 8]) == pytest.approx(1 / 9)
+    assert float(proposal[0, 0]) == pytest.approx(1 / 9 + 1 / 12 + 1 / 6)
+    assert float(proposal[0, 1 * 8 + 1 * 2]) == 0.0  # two coordinates changed at once: impossible
+    g = torch.Generator().manual_seed(5)
+    table = (torch.rand(shape, generator=g, dtype=torch.float64) + 0.05).to(device)
+    samples = metropolis_hastings(table.reshape(-1), N, proposal=proposal, num_chains=100, generator=generator)
+    assert float(total_variation(normalize(table).reshape(-1), empirical_distribution(samples, 24))) < 0.03
+
+
+def test_zero_samples_requested(device, generator):
+    target = torch.tensor([1.0, 2.0], device=device)
+    assert rejection_sampling(target, target, 0, generator=generator).shape == (0,)
+    assert metropolis_hastings(target, 0, generator=generator).shape == (0,)
+    assert gibbs_sampling(target.reshape(1, 2), 0, generator=generator).shape == (0, 2)

@@ -56,6 +56,11 @@ nav:
   - Runs: executions.md
 """
 
+# Without mkdocs-jupyter (its import alone costs seconds): for the tests that need no notebook pages.
+# The hook then ships each notebook as a plain download.
+LIGHT_YML = MKDOCS_YML.replace(MKDOCS_YML[MKDOCS_YML.index("plugins:"):MKDOCS_YML.index("hooks:")],
+                               "plugins: []\n")
+
 POST = """\
 ---
 title: 演示文章
@@ -184,8 +189,10 @@ def warm_project(tmp_path_factory):
     return project, cold_rows, warm
 
 
-def copy_project(src: Path, dest: Path) -> Path:
+def copy_project(src: Path, dest: Path, mkdocs_yml: str = LIGHT_YML) -> Path:
+    """A copy of a built project (its cache included), by default with the light configuration."""
     shutil.copytree(src, dest, symlinks=True)
+    (dest / "mkdocs.yml").write_text(mkdocs_yml, encoding="utf-8")
     return dest
 
 
@@ -297,6 +304,11 @@ def test_notebook_has_cells_and_cached_outputs(warm_project):
     assert any("image/svg+xml" in o.get("data", {}) for c in code for o in c.outputs)
     rendered = page(project, "notebooks/demo/index.html")
     assert "double(21) = 42" in rendered
+    # mkdocs-jupyter's 575 kB stylesheet is shared, not inlined; no request leaves the site.
+    css = re.search(r'<link rel="stylesheet" href="\.\./\.\./(assets/stylesheets/jupyter-\w+\.css)">', rendered)
+    assert css and (project / "site" / css.group(1)).stat().st_size > 100_000
+    assert len(rendered) < 300_000
+    assert "cdnjs" not in rendered and '<script src="">' not in rendered
     links = re.search(r'<p class="snippet-notebook">.*?</p>', page(project)).group(0)
     assert 'href="../../notebooks/demo/"' in links and 'href="../../notebooks/demo/demo.ipynb"' in links
 
@@ -345,9 +357,12 @@ def test_files_read_by_a_snippet_are_dependencies(tmp_path):
         "snippets/demo/read.py": "from spaces_code.data import words\nprint(len(words()))\n",
         "data/a.txt": "one two three\n",
     }
-    project = make_project(tmp_path / "p", files)
+    project = make_project(tmp_path / "p", files, LIGHT_YML)
     assert build(project).returncode == 0
     assert "<code>3</code>" in page(project)
+    # Without mkdocs-jupyter the notebook is still there, as a plain download.
+    assert 'href="../../notebooks/demo.ipynb" download' in page(project)
+    assert json.loads((project / "site/notebooks/demo.ipynb").read_text(encoding="utf-8"))["nbformat"] == 4
     (project / "data/b.txt").write_text("four\n")  # a new file in a folder the snippet listed
     proc = build(project)
     assert proc.returncode == 0, proc.stderr
@@ -393,7 +408,7 @@ FAILING = {
 
 
 def test_failing_snippet_fails_the_build_and_names_it(tmp_path):
-    project = make_project(tmp_path / "p", FAILING)
+    project = make_project(tmp_path / "p", FAILING, LIGHT_YML)
     proc = build(project)
     assert proc.returncode == 1
     err = proc.stderr
@@ -407,7 +422,7 @@ def test_failing_snippet_fails_the_build_and_names_it(tmp_path):
 
 def test_failure_never_publishes_the_stale_output(tmp_path):
     files = dict(FAILING, **{"snippets/demo/bad.py": 'print("old good output")\n'})
-    project = make_project(tmp_path / "p", files)
+    project = make_project(tmp_path / "p", files, LIGHT_YML)
     assert build(project).returncode == 0
     assert "old good output" in page(project)
     (project / "snippets/demo/bad.py").write_text('print("new")\nraise RuntimeError("now broken")\n')
@@ -421,7 +436,7 @@ def test_failure_never_publishes_the_stale_output(tmp_path):
 
 def test_keep_going_reports_every_failure(tmp_path):
     files = dict(FAILING, **{"snippets/demo/ok.py": 'raise KeyError("first")\n'})
-    project = make_project(tmp_path / "p", files)
+    project = make_project(tmp_path / "p", files, LIGHT_YML)
     proc = build(project, "--jobs", "1")
     assert proc.returncode == 1 and "1 snippet(s) failed" in proc.stderr
     proc = build(project, "--keep-going")
@@ -445,7 +460,7 @@ def test_timeout_kills_the_process_group(tmp_path):
         print("pids", os.getpid(), child.pid, flush=True)
         time.sleep(300)
         ''')})
-    project = make_project(tmp_path / "p", files)
+    project = make_project(tmp_path / "p", files, LIGHT_YML)
     proc = build(project, "--timeout", "2", timeout=120)
     assert proc.returncode == 1
     assert "snippets/demo/bad.py: timed out (killed after 2 s)" in proc.stderr

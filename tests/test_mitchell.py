@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from spaces_code.mitchell import mitchell_log2, mitchell_multiply, mitchell_relative_error
+from spaces_code.mitchell import mitchell_divide, mitchell_log2, mitchell_multiply, mitchell_relative_error
 
 TINY = torch.finfo(torch.float32).tiny
 BIG = torch.finfo(torch.float32).max
@@ -50,6 +50,17 @@ def test_matches_closed_form_over_mantissa_grid(device):
     assert product.shape == (1024, 1024)
     expected = mitchell_relative_error(m.double()[:, None], m.double()[None, :])
     torch.testing.assert_close(relative_error(a, b, product), expected, rtol=0, atol=1e-14)
+
+
+def test_division_error_between_zero_and_one_eighth(device, generator):
+    a = torch.exp2(torch.rand(200_000, generator=generator, device=device) * 60 - 30)
+    b = torch.exp2(torch.rand(200_000, generator=generator, device=device) * 60 - 30)
+    over = mitchell_divide(a, b).double() / (a.double() / b.double()) - 1
+    # the float64 quotient is rounded: allow 1e-15 on the lower bound
+    assert over.min().item() >= -1e-15 and over.max().item() <= 1 / 8 + 1e-15
+    exact_case = mitchell_divide(torch.tensor([1.0, 4.0, 2.0 ** 20], device=device),
+                                 torch.tensor([1.5, 1.5 * 2 ** 3, 2.0 ** -30], device=device)).cpu()
+    assert exact_case.tolist() == [0.75, 0.75 / 2, 2.0 ** 50]  # 0.75 vs 2/3: the 1/8 maximum
 
 
 def test_log2_is_exponent_plus_mantissa(device):
@@ -105,3 +116,5 @@ def test_rejects_wrong_types(device):
         mitchell_multiply(torch.ones(3, device=device), torch.ones(3, dtype=torch.int32, device=device))
     with pytest.raises(TypeError, match="Tensor"):
         mitchell_multiply(1.5, torch.ones(3, device=device))
+    with pytest.raises(ValueError, match="positive"):
+        mitchell_divide(torch.ones(3, device=device), torch.zeros(3, device=device))

@@ -55,12 +55,12 @@ def test_coupling_alone_has_unit_determinant():
 def test_density_integrates_to_one():
     model = random_nice(2, seed=3, dtype=torch.float64)
     # midpoint rule on [-L, L]^2; the prior's tails beyond L are negligible for these scales
-    m, half = 600, 14.0
+    m, half = 300, 14.0
     t = (torch.arange(m, dtype=torch.float64) + 0.5) * (2 * half / m) - half
     grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), dim=-1)  # (m, m, 2)
     with torch.no_grad():
         total = torch.exp(model.log_prob(grid)).sum().item() * (2 * half / m) ** 2
-    assert abs(total - 1) < 1e-3
+    assert abs(total - 1) < 1e-4
 
 
 def test_log_prob_formula_and_batch_dims(device):
@@ -98,9 +98,9 @@ def test_training_lowers_nll():
     x = torch.randn(512, 2, generator=gen) * torch.tensor([0.3, 2.0]) + torch.tensor([1.0, -1.0])
     torch.manual_seed(0)
     model = NICE(2, n_couplings=2, hidden=16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
     start = -model.log_prob(x).mean().item()
-    for _ in range(150):
+    for _ in range(100):
         opt.zero_grad()
         loss = -model.log_prob(x).mean()
         loss.backward()

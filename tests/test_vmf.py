@@ -108,6 +108,9 @@ def test_float32_and_empty(device, generator):
     x = sample_vmf(mu, 12.0, 500, generator)
     assert x.dtype == torch.float32 and (x.norm(dim=-1) - 1).abs().max().item() < 1e-6
     assert sample_vmf(mu, torch.tensor(3.0), 0, generator).shape == (0, 7)
+    if device.type == "cuda":
+        with pytest.raises(ValueError):
+            sample_vmf(mu, 1.0, 3, torch.Generator())  # a CPU generator for a CUDA mu
 
 
 @pytest.mark.parametrize("dim,kappa", [(3, 0.5), (16, 20.0), (128, 60.0)])

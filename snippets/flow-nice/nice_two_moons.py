@@ -20,14 +20,14 @@ def two_moons(n: int) -> torch.Tensor:
 
 
 model = NICE(dim=2, n_couplings=6, hidden=32).to(device)
-opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 test = two_moons(4000)
-for step in range(1, 401):
+for step in range(1, 301):
     loss = -model.log_prob(two_moons(256)).mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if step in (1, 100, 400):
+    if step in (1, 100, 300):
         with torch.no_grad():
             print(f"step {step:4d}: test NLL = {-model.log_prob(test).mean().item():.2f} nats")
 

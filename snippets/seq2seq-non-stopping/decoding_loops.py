@@ -30,29 +30,30 @@ for beam_size in (1, 5):
     tokens, score, _ = beam_search(next_logits, prompt[0], 30, EOS, beam_size)
     print(f"{f'beam, size {beam_size}':<22}{text(tokens)}   log p = {score:.3f}")
 
-rules = {  # name: (top_k, top_p, consistent)
-    "ancestral": (None, None, False),
-    "top-k, k=2": (2, None, False),
-    "consistent top-k": (2, None, True),
-    "nucleus, p=0.75": (None, 0.75, False),
-    "consistent nucleus": (None, 0.75, True),
+rules = {  # name: (top_k, top_p, consistent, line style of the figure)
+    "ancestral": (None, None, False, "-"),
+    "top-k, k=2": (2, None, False, "-"),
+    "consistent top-k": (2, None, True, "-"),
+    "nucleus, p=0.75": (None, 0.75, False, "--"),
+    "consistent nucleus": (None, 0.75, True, "--"),
 }
-for name, (top_k, top_p, consistent) in rules.items():
-    tokens, _ = sample_decode(next_logits, prompt.repeat(3, 1), 12, eos=EOS, top_k=top_k, top_p=top_p,
+for name, (top_k, top_p, consistent, _) in rules.items():
+    tokens, _ = sample_decode(next_logits, prompt.repeat(2, 1), 10, eos=EOS, top_k=top_k, top_p=top_p,
                               consistent=consistent, generator=generator)
     print(f"{name:<22}" + " | ".join(text(row) for row in tokens))
 
 print("\nexact P(no <eos> within T steps)")
 print(f"{'':<22}{'T=10':>10}{'T=50':>10}{'T=200':>10}")
 fig, ax = plt.subplots(figsize=(6, 3.5))
-for name, (top_k, top_p, consistent) in rules.items():
+for name, (top_k, top_p, consistent, style) in rules.items():
     q = decoding_transition_matrix(log_probs, top_k, top_p, EOS, consistent)
     p = non_termination_probability(q, BOS, EOS, 200).cpu()
     print(f"{name:<22}" + "".join(f"{p[t]:>10.2e}" for t in (10, 50, 200)))
-    ax.semilogy(p.clamp_min(1e-12), label=name)
+    ax.semilogy(p.clamp_min(1e-12), style, label=name)
 ax.set(xlabel="T (decoding steps)", ylabel="P(no eos within T)", ylim=(1e-12, 2),
        title="Candidate sets without <eos> never stop")
 ax.legend(fontsize=8)
+fig.tight_layout()
 
 print()
 model_st = bigram_lm(continue_logits(log_probs, EOS))

@@ -6,7 +6,7 @@ import torch
 
 from spaces_code.corpus import read_texts
 from spaces_code.runtime import make_generator, pick_device
-from spaces_code.simcse import TinyEncoder, simcse_loss, simcse_views
+from spaces_code.simcse import TinyEncoder, alignment_uniformity, simcse_loss, simcse_views
 
 device = pick_device()
 generator = make_generator(0, device)
@@ -31,30 +31,31 @@ encoder = TinyEncoder(len(chars), max_len=24, dim=48, p_drop=0.1).to(device)
 
 
 def measure():
-    """cos between the two dropout views of a sentence, and between different sentences."""
+    """cos of the two dropout views of a sentence and of different sentences; alignment, uniformity."""
     with torch.no_grad():
-        views = simcse_views(encoder, ids[:300], generator)
-        z1, z2 = (torch.nn.functional.normalize(z, dim=-1) for z in views)
-        positive = (z1 * z2).sum(-1)
-        cos = z1 @ z1.T
-        negative = cos[~torch.eye(300, dtype=torch.bool, device=device)]
+        z1, z2 = simcse_views(encoder, ids[:200], generator)
         loss = simcse_loss(z1, z2).item()
-    return positive.cpu(), negative.cpu(), loss
+        alignment, uniformity = alignment_uniformity(z1, z2)
+        z1, z2 = torch.nn.functional.normalize(z1, dim=-1), torch.nn.functional.normalize(z2, dim=-1)
+        positive = (z1 * z2).sum(-1)
+        negative = (z1 @ z1.T)[~torch.eye(200, dtype=torch.bool, device=device)]
+    return positive.cpu(), negative.cpu(), [loss, alignment.item(), uniformity.item()]
 
 
 before = measure()
 optimizer = torch.optim.AdamW(encoder.parameters(), lr=3e-3)
 for step in range(100):
-    batch = ids[torch.randint(0, len(sentences), (48,), generator=generator, device=device)]
+    batch = ids[torch.randint(0, len(sentences), (32,), generator=generator, device=device)]
     loss = simcse_loss(*simcse_views(encoder, batch, generator), temperature=0.05)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
 after = measure()
 
-print(f"{'':<16}{'loss':>8}{'cos(h, h+)':>12}{'cos(h_i, h_j)':>15}")
-for name, (pos, neg, loss) in (("before training", before), ("after 100 steps", after)):
-    print(f"{name:<16}{loss:>8.3f}{pos.mean():>12.3f}{neg.mean():>15.3f}")
+print(f"{'':<16}{'loss':>7}{'align':>7}{'uniform':>9}{'cos(h, h+)':>12}{'cos(h_i, h_j)':>15}")
+for name, (pos, neg, numbers) in (("before training", before), ("after 100 steps", after)):
+    print(f"{name:<16}" + "".join(f"{v:>{w}.3f}" for v, w in zip(numbers, (7, 7, 9)))
+          + f"{pos.mean():>12.3f}{neg.mean():>15.3f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
 for ax, (name, (pos, neg, _)) in zip(axes, (("before training", before), ("after SimCSE", after))):

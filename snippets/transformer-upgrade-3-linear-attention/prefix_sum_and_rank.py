@@ -27,5 +27,6 @@ print(f"  elu+1 features (m = d = {d})              {attention_matrix_rank(qf, k
 for m in (64, 128):
     w = gaussian_projection(m, d, orthogonal=True, generator=generator, device=device, dtype=torch.float64)
     scale = d**-0.25
-    rank = attention_matrix_rank(positive_random_features(q * scale, w), positive_random_features(k * scale, w))
+    q_features, k_features = positive_random_features(q * scale, w), positive_random_features(k * scale, w)
+    rank = attention_matrix_rank(q_features, k_features)
     print(f"  Performer features (m = {m:<3})             {rank:>4}")

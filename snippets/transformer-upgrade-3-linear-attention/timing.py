@@ -47,6 +47,8 @@ for i, n in enumerate(lengths):
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for (name, times), style in zip(results.items(), ("o-", "o--", "s-", "s--")):
     ax.loglog(lengths, times, style, label=name)
+ax.set_xticks(lengths, [str(n) for n in lengths])
+ax.minorticks_off()
 ax.set_xlabel("sequence length n")
 ax.set_ylabel("time (ms)")
 ax.set_title(f"attention time vs. length (d = {d}, {device.type})")

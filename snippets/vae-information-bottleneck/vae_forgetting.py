@@ -31,7 +31,7 @@ for ax, beta in zip(axes, betas):
     torch.manual_seed(0)
     model = VAE(x_dim=2, z_dim=2, hidden=32).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(250):
+    for _ in range(200):
         reconstruction, kl = model.losses(ring(256), gen)
         loss = (reconstruction + beta * kl).mean()
         opt.zero_grad()

@@ -29,7 +29,7 @@ def train_critic(penalty: bool, seed: int) -> Critic:
     critic = Critic(dim=1, hidden=32).to(device)
     opt = (torch.optim.Adam(critic.parameters(), lr=1e-2, betas=(0.5, 0.9)) if penalty
            else torch.optim.RMSprop(critic.parameters(), lr=1e-3))
-    for _ in range(250):
+    for _ in range(200):
         real, fake = sample_p(256)[:, None], sample_q(256)[:, None]
         loss = -critic_gap(critic, real, fake)
         if penalty:
@@ -47,7 +47,7 @@ critics = {"weight clipping, c=0.01": train_critic(penalty=False, seed=0)}
 for seed in range(3):
     critics[f"gradient penalty, init {seed}"] = train_critic(penalty=True, seed=seed)
 curves = {}
-print(f"\n{'critic':28s} {'E_p f - E_q f':>13} {'max |f`|':>9} {'ratio':>7}")
+print(f"\n{'critic':28s} {'E_p f - E_q f':>13}  max |f'| {'ratio':>7}")
 for name, critic in critics.items():
     with torch.no_grad():
         value = critic_gap(critic, p_all[:, None], q_all[:, None]).item()

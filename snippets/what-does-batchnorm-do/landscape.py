@@ -14,7 +14,7 @@ records = {}
 for batch_norm in (False, True):
     model = MLP(MLPConfig(batch_norm=batch_norm), generator, device)  # 6 hidden ReLU layers of 64
     records["with BN" if batch_norm else "without BN"] = train_and_probe(
-        model, x, y, lr=0.05, steps=100, probe_every=5, step_sizes=step_sizes)
+        model, x, y, lr=0.05, steps=80, probe_every=5, step_sizes=step_sizes)
 
 print(f"{'':<11} {'final loss':>10} {'median loss range':>18} {'median beta_eff':>16}")
 for name, record in records.items():
