@@ -703,8 +703,30 @@ class BuildState:
     device: str
     executed: int
 
+    def __post_init__(self):
+        self._articles = None
+        self._article_posts = None
+
     def articles(self) -> dict[str, list[Record]]:
         """Snippets per article folder, in the order the article's page includes them."""
+        if self._articles is None:
+            self._articles = self._group_by_article()
+        return self._articles
+
+    def post_for_article(self, article: str) -> Post | None:
+        """The page that includes the article's snippets, else the post whose slug is the article's."""
+        if self._article_posts is None:
+            found: dict[str, Post] = {}
+            for post in self.posts.values():
+                found.setdefault(post.slug, post)
+            for rel in sorted(self.records):
+                snippet = self.records[rel].snippet
+                if snippet.pages:
+                    found.setdefault("\0" + snippet.article, self.posts[snippet.pages[0]])
+            self._article_posts = found
+        return self._article_posts.get("\0" + article) or self._article_posts.get(article)
+
+    def _group_by_article(self) -> dict[str, list[Record]]:
         position: dict[str, tuple] = {}
         for post in self.posts.values():
             for n, inc in enumerate(post.includes):
@@ -715,15 +737,6 @@ class BuildState:
             if record.snippet.article:
                 by_article.setdefault(record.snippet.article, []).append(record)
         return by_article
-
-    def post_for_article(self, article: str) -> Post | None:
-        for record in self.records.values():
-            if record.snippet.article == article and record.snippet.pages:
-                return self.posts[record.snippet.pages[0]]
-        for post in self.posts.values():
-            if post.slug == article:
-                return post
-        return None
 
 
 def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildState:
@@ -958,6 +971,20 @@ def notebook(article: str, post: Post | None, records: list[Record], cache: Cach
     for i, cell in enumerate(cells):  # nbformat 4.5 wants stable cell ids
         cell["id"] = f"{article[:40] or 'cell'}-{i}"
     return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+_SELF_SHA: str | None = None
+
+
+def notebook_fingerprint(article: str, post: Post | None, records: list[Record], url: str | None) -> str:
+    """Everything :func:`notebook` shows, cheaply: equal fingerprints mean equal notebooks."""
+    global _SELF_SHA
+    if _SELF_SHA is None:  # the code that writes notebooks is part of what they show
+        _SELF_SHA = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    shown = [article, post and [post.title, post.source_url], url, platform.python_version(), _SELF_SHA]
+    for r in records:
+        shown.append([r.snippet.rel, r.snippet.sha256, r.status, (r.entry or {}).get("key"), r.output])
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
 
 
 def _lines(text: str) -> list[str]:

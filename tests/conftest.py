@@ -54,6 +54,7 @@ def built_site(tmp_path_factory) -> Path:
     the build's output; the full log is written beside the folder (``<folder>.log``).
     """
     site = tmp_path_factory.mktemp("site")
+    before = _read_posts()
     if (REPO_ROOT / "scripts" / "build.py").exists():
         cmd = [sys.executable, "scripts/build.py", "--site-dir", str(site)]
     else:
@@ -68,7 +69,29 @@ def built_site(tmp_path_factory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"site build failed ({' '.join(cmd)}, exit {proc.returncode}):\n"
                     f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}", pytrace=False)
+    after = _read_posts()
+    _POSTS_AT_BUILD[site] = {
+        name: tuple(text for text in dict.fromkeys((before.get(name), after.get(name))) if text)
+        for name in before.keys() | after.keys()
+    }
     return site
+
+
+_POSTS_AT_BUILD: dict[Path, dict[str, tuple[str, ...]]] = {}
+
+
+def _read_posts() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((REPO_ROOT / "docs" / "posts").glob("*.md"))}
+
+
+@pytest.fixture(scope="session")
+def built_posts(built_site) -> dict[str, tuple[str, ...]]:
+    """The Markdown of each post (file name -> texts) as the build may have read it.
+
+    Other people append to posts while a build runs; the build read each file at some moment
+    between the two snapshots taken just before and just after it, so its text is one of these
+    (one text when the file did not change)."""
+    return _POSTS_AT_BUILD[built_site]
 
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):

@@ -31,10 +31,13 @@ def post_files() -> list[Path]:
 
 def split_post(path: Path) -> tuple[dict, str]:
     """(front matter, Markdown body) of a post."""
-    text = path.read_text(encoding="utf-8")
+    return split_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def split_text(text: str, name: str = "post") -> tuple[dict, str]:
     m = FRONT_MATTER.match(text)
     if not m:
-        raise ValueError(f"{path}: no front matter")
+        raise ValueError(f"{name}: no front matter")
     return yaml.safe_load(m.group(1)) or {}, text[m.end():]
 
 

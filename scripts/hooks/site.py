@@ -131,7 +131,7 @@ def credit_html(meta: dict) -> str:
     else:
         original = f'原文：<a href="{source}">{source}</a>'
     return (
-        '<div class="admonition quote spaces-credit">\n'
+        '<div class="admonition quote spaces-credit" data-search-exclude>\n'
         '<p class="admonition-title">原文与许可</p>\n'
         f'<p>原文作者 <strong>苏剑林</strong>，发表于<a href="{SITE_HOME}">科学空间</a>。{original}。</p>\n'
         f'<p>本页摘录原文，依原站声明按 <a href="{LICENSE_URL}" rel="license">CC BY-NC-SA</a>'
@@ -157,7 +157,7 @@ def series_html(page) -> str:
     note = ("" if len(parts) > 1 else
             "<p>本存档只收录了这个系列中的这一篇，其余各篇请到科学空间阅读。</p>\n")
     return (
-        '<div class="admonition abstract spaces-series">\n'
+        '<div class="admonition abstract spaces-series" data-search-exclude>\n'
         f'<p class="admonition-title">系列：{html.escape(str(name))}</p>\n'
         f'{note}<ol>\n' + "\n".join(items) + "\n</ol>\n</div>\n"
     )

@@ -22,7 +22,6 @@ import hashlib
 import importlib.util
 import logging
 import posixpath
-import re
 import sys
 from pathlib import Path
 from urllib.parse import urljoin
@@ -174,6 +173,7 @@ def on_nav(nav, config, files):
     if build is None:
         return nav
     cache = engine.Cache(state.root)
+    by_article = build.articles()
     for article, path in state.notebooks.items():
         post = build.post_for_article(article)
         url = None
@@ -181,13 +181,18 @@ def on_nav(nav, config, files):
             post_file = files.get_file_from_path(post.src_uri)
             if post_file is not None:
                 url = urljoin(config.site_url, post_file.url)
-        data = engine.notebook(article, post, build.articles()[article], cache, url).encode("utf-8")
+        records = by_article[article]
+        # Rewrite only when something it shows changed: untouched bytes also keep mkdocs-jupyter's
+        # own render cache warm.
+        fingerprint = engine.notebook_fingerprint(article, post, records, url)
+        key_file = path.with_suffix(".key")
         try:
-            unchanged = path.read_bytes() == data
+            if path.exists() and key_file.read_text() == fingerprint:
+                continue
         except OSError:
-            unchanged = False
-        if not unchanged:  # untouched bytes keep mkdocs-jupyter's own render cache warm
-            engine.atomic_write(path, data)
+            pass
+        engine.atomic_write(path, engine.notebook(article, post, records, cache, url).encode("utf-8"))
+        engine.atomic_write(key_file, fingerprint.encode())
     return nav
 
 
@@ -247,8 +252,16 @@ def on_page_content(html: str, page, config, files):
     return html
 
 
-_STYLE = re.compile(r'<style type="text/css">(.*?)</style>', re.DOTALL)
-_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
+def _blocks(html: str, opening: str, closing: str):
+    """(start, end) of each ``opening ... closing`` block, found with str.find (pages are ~1 MB)."""
+    pos = 0
+    while (start := html.find(opening, pos)) >= 0:
+        end = html.find(closing, start)
+        if end < 0:
+            return
+        end += len(closing)
+        yield start, end
+        pos = end
 
 
 def _slim_notebook(html: str, page) -> str:
@@ -259,24 +272,28 @@ def _slim_notebook(html: str, page) -> str:
       notebooks hold no math) go, and so does the Mermaid loader that imports from a CDN (no
       notebook holds a diagram): pages of this site make no requests to other hosts.
     """
-    def shared_css(m):
-        css = m.group(1)
-        if len(css) < 20_000:
-            return m.group(0)
-        uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
-        state.notebook_css[uri] = css
-        return f'<link rel="stylesheet" href="{get_relative_url(uri, page.url)}">'
-
-    def drop_script(m):
-        tag = m.group(0)
-        head = tag[:tag.index(">") + 1]
-        if head == '<script src="">' or 'type="text/x-mathjax-config"' in head:
-            return ""
-        if 'type="module"' in head and "cdnjs.cloudflare.com" in tag and "mermaid" in tag:
-            return ""
-        return tag
-
-    return _SCRIPT.sub(drop_script, _STYLE.sub(shared_css, html))
+    cuts = []  # (start, end, replacement)
+    for start, end in _blocks(html, '<style type="text/css">', "</style>"):
+        css = html[start + len('<style type="text/css">'):end - len("</style>")]
+        if len(css) >= 20_000:
+            uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+            state.notebook_css[uri] = css
+            cuts.append((start, end, f'<link rel="stylesheet" href="{get_relative_url(uri, page.url)}">'))
+    for start, end in _blocks(html, '<script type="text/x-mathjax-config">', "</script>"):
+        cuts.append((start, end, ""))
+    for start, end in _blocks(html, '<script type="module">', "</script>"):
+        if "cdnjs.cloudflare.com" in html[start:end] and "mermaid" in html[start:end]:
+            cuts.append((start, end, ""))
+    for start, end in _blocks(html, '<script src="">', "</script>"):
+        cuts.append((start, end, ""))
+    parts, pos = [], 0
+    for start, end, replacement in sorted(cuts):
+        if start < pos:
+            continue
+        parts += [html[pos:start], replacement]
+        pos = end
+    parts.append(html[pos:])
+    return "".join(parts)
 
 
 def _page_url_of(record, page, files):
