@@ -134,7 +134,7 @@ def test_scaffold_does_not_validate_until_written(project):
     assert result.returncode == 0, result.stderr
     out = messages(project)
     assert out, "a fresh scaffold must not validate"
-    assert all("SPACES-SCAFFOLD" in m or "scaffold" in m for m in out), out
+    assert all(validate.SCAFFOLD_MARK in m or "scaffold" in m for m in out), out
     for rel in ("docs/posts/my-new-article.md", "snippets/my-new-article/demo.py",
                 "spaces_code/my_new_article.py", "tests/test_my_new_article.py"):
         assert any(m.startswith(rel) for m in out), rel
