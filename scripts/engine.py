@@ -307,6 +307,23 @@ class Hasher:
         return self.memo[key]
 
 
+def _changed_since(root: Path, deps: list[list[str]], started_ns: int) -> bool:
+    for kind, rel, _ in deps:
+        try:
+            if (root / rel).stat().st_mtime_ns > started_ns:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _sha_now(snippet: "Snippet") -> str:
+    try:
+        return hashlib.sha256(snippet.path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
 def cache_key(snippet_sha: str, deps: list[list[str]], env: dict) -> str:
     blob = json.dumps({"snippet": snippet_sha, "deps": sorted(deps), "env": env}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -357,15 +374,16 @@ class Cache:
     def figure_path(self, sha: str) -> Path:
         return self.figures / f"{sha}.svg"
 
+    def store_figure(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.figure_path(sha)
+        if not path.exists():
+            atomic_write(path, data)
+        return sha
+
     def store(self, entry: dict, figures: list[bytes]) -> dict:
-        shas = []
-        for data in figures:
-            sha = hashlib.sha256(data).hexdigest()
-            path = self.figure_path(sha)
-            if not path.exists():
-                atomic_write(path, data)
-            shas.append(sha)
-        entry = dict(entry, figures=shas)
+        """Figures first (content-addressed), then the entry that names them."""
+        entry = dict(entry, figures=[self.store_figure(data) for data in figures])
         atomic_write(self.entry_path(entry["snippet"]),
                      json.dumps(entry, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
         return entry
@@ -539,6 +557,8 @@ class Executor:
                "--out", str(out)]
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
+        # File times come from a coarse clock that lags this one: an edit before now never looks later.
+        started_ns = time.time_ns()
         proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         with self.lock:
@@ -605,6 +625,7 @@ class Executor:
             "executed_at": started.replace(microsecond=0).isoformat(),
             "timing_dependent": snippet.timing_dependent,
             "_figures": figures,
+            "_started": started_ns,
         }, seconds=result["seconds"], peak_memory_mb=result["peak_memory_mb"])
 
 
@@ -649,7 +670,7 @@ class _Progress:
 
 
 def execute(root: Path, snippets: list[Snippet], device: str, options: Options,
-            expected_seconds: dict[str, float]) -> list[Record]:
+            expected_seconds: dict[str, float], finished=None) -> list[Record]:
     """Run ``snippets`` over ``options.jobs`` workers, longest expected first (short makespan).
 
     Timing-dependent snippets run afterwards, one at a time on an otherwise idle build, so that what
@@ -679,6 +700,8 @@ def execute(root: Path, snippets: list[Snippet], device: str, options: Options,
                             continue
                         records.append(record)
                         progress.advance(record)
+                        if finished is not None:
+                            finished(record)
                         if not record.ok and not options.keep_going:
                             for f in futures:
                                 f.cancel()
@@ -767,19 +790,29 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
              f"(cache check {time.perf_counter() - t0:.2f} s)")
     failures = []
     if stale:
-        for record in execute(root, stale, device, options, expected):
+        def finished(record: Record) -> None:
+            """Cache each success as soon as it arrives: a build killed later keeps it."""
             if record.ok:
                 entry = record.entry
                 figures = entry.pop("_figures")
-                # Hash the dependencies as they are now (after the run, like make's depfiles).
+                started = entry.pop("_started")
+                # Hash the dependencies as they are now (after the run, like make's depfiles) ...
                 fresh = Hasher(root)
                 entry["deps"] = sorted([kind, rel, fresh(kind, rel)] for kind, rel, _ in entry["deps"])
                 entry["env"] = env
                 entry["key"] = cache_key(record.snippet.sha256, entry["deps"], env)
-                record.entry = cache.store(entry, figures)
+                # ... unless one was edited while the snippet ran: then the output may predate it.
+                if _changed_since(root, entry["deps"], started) or record.snippet.sha256 != _sha_now(record.snippet):
+                    log.info(f"{record.snippet.rel}: a source changed while it ran; not cached")
+                    entry["figures"] = [cache.store_figure(data) for data in figures]
+                    record.entry = entry
+                else:
+                    record.entry = cache.store(entry, figures)
             else:
                 failures.append(record)
             records[record.snippet.rel] = record
+
+        execute(root, stale, device, options, expected, finished)
         ran = len(stale)
         done = sum(1 for s in stale if s.rel in records)
         if done < ran:

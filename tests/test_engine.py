@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -453,6 +454,18 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _runners_of(project: Path) -> list[int]:
+    found = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "run_snippet.py" in cmdline and str(project) in cmdline and _alive(int(proc_dir.name)):
+            found.append(int(proc_dir.name))
+    return found
+
+
 def test_timeout_kills_the_process_group(tmp_path):
     files = dict(FAILING, **{"snippets/demo/bad.py": textwrap.dedent('''\
         import os, subprocess, time
@@ -524,3 +537,89 @@ def test_find_includes_only_takes_whole_snippet_blocks():
     assert engine.is_timing_dependent("#!/usr/bin/env python\n# spaces: timing-dependent\nimport time\n")
     assert not engine.is_timing_dependent("x = 1\n" * 20 + "# spaces: timing-dependent\n")
     assert html.escape("<script>") == "&lt;script&gt;"
+
+
+def test_build_killed_midway_leaves_a_usable_cache(tmp_path):
+    files = dict(FAILING, **{
+        "snippets/demo/ok.py": 'print("quick")\n',
+        "snippets/demo/bad.py": 'import os, time\nprint("pid", os.getpid(), flush=True)\ntime.sleep(4)\nprint("slow done")\n',
+    })
+    project = make_project(tmp_path / "p", files, LIGHT_YML)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    proc = subprocess.Popen([sys.executable, "scripts/build.py", "--jobs", "2"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    entry = project / ".cache/snippets/demo/ok.json"
+    deadline = time.monotonic() + 120
+    while not entry.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert entry.exists()
+    proc.kill()  # kill -9 while bad.py sleeps
+    proc.wait()
+    time.sleep(1)
+    assert not _runners_of(project)  # the snippet died with the build (parent-death signal)
+    # A torn leftover of an interrupted write must not matter either.
+    (project / ".cache/snippets/demo/.bad.json.123.tmp").write_text('{"schema": 1, "snip')
+    done = build(project)
+    assert done.returncode == 0, done.stderr
+    assert executed(project) == {"snippets/demo/bad.py"}
+    assert "slow done" in page(project) and "quick" in page(project)
+
+
+def test_torn_notebook_render_cache_is_rebuilt(warm_project, tmp_path):
+    project = copy_project(warm_project[0], tmp_path / "copy", MKDOCS_YML)
+    entries = list((project / ".cache/mkdocs-jupyter").glob("*.json"))
+    assert entries
+    for path in entries:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    assert page(project, "notebooks/demo/index.html") == page(warm_project[0], "notebooks/demo/index.html")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode("utf-8")
+    except OSError:
+        return ""
+
+
+def _wait_for(url: str, needle: str, seconds: float = 120) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = _get(url)
+        if needle in text:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{needle!r} never appeared at {url}")
+
+
+def test_serve_reruns_what_an_edit_affects(warm_project, tmp_path):
+    project = copy_project(warm_project[0], tmp_path / "copy")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    server = subprocess.Popen([sys.executable, "scripts/build.py", "--serve", "--dev-addr", f"127.0.0.1:{port}"],
+                              cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}/posts/demo/"
+    try:
+        _wait_for(url, "double(21) = 42")
+        (project / "spaces_code/util.py").write_text("def double(x):\n    return x + x + 1\n")
+        _wait_for(url, "double(21) = 43")  # the module's user re-ran, on the served page
+        (project / "snippets/demo/hello.py").write_text('raise ValueError("shown, not fatal")\n')
+        text = _wait_for(url, "snippet-failed")  # serving goes on, the failure is on its page
+        assert "ValueError: shown, not fatal" in text
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

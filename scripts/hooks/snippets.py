@@ -75,6 +75,32 @@ def on_startup(command, dirty):
     _command = command
 
 
+def on_pre_build(config):
+    _drop_torn_jupyter_cache(config)
+
+
+def _drop_torn_jupyter_cache(config) -> None:
+    """mkdocs-jupyter writes its render cache non-atomically; after a build killed mid-write the
+    next build would crash on the torn JSON. Each entry ends with its ``"title": ...}`` key, which
+    cannot occur unescaped inside the content string: without it in the tail, the entry goes."""
+    plugin = config.plugins.get("mkdocs-jupyter")
+    if plugin is None or not plugin.config.get("cache"):
+        return
+    cache_dir = Path(plugin.config["cache_dir"])
+    if not cache_dir.is_dir():
+        return
+    for path in cache_dir.glob("*.json"):
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 4096))
+                whole = b'"title": ' in fh.read()
+        except OSError:
+            continue
+        if not whole:
+            log.info(f"Removing a torn mkdocs-jupyter cache entry: {path}")
+            path.unlink(missing_ok=True)
+
+
 def _options():
     opts = engine.Options.from_env()
     if _command == "serve":
