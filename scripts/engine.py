@@ -16,14 +16,14 @@ A warm build recomputes the key from the recorded dependencies and compares: a c
 ``spaces_code/foo.py`` re-runs exactly the snippets that imported it. Figures are stored
 content-addressed in ``.cache/snippet-figures/<sha256>.svg`` before the entry that names them, so a
 build killed at any moment leaves either the old entry or the new one, never half of one.
-Failures are never cached.
+Failures are never cached. Rendering (output HTML, notebooks, code pages, the executions table)
+is in ``scripts/engine_render.py``.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
 import hashlib
-import html
 import json
 import logging
 import os
@@ -88,15 +88,6 @@ class Options:
         if opts.device not in ("auto", "cpu", "cuda"):
             raise EngineError(f"SPACES_DEVICE={opts.device!r}: use cpu, cuda or auto")
         return opts
-
-    def to_env(self) -> dict[str, str]:
-        return {
-            "SPACES_JOBS": str(self.jobs),
-            "SPACES_DEVICE": self.device,
-            "SPACES_TIMEOUT": str(self.timeout),
-            "SPACES_KEEP_GOING": "1" if self.keep_going else "0",
-            "SPACES_SERVE": "1" if self.serve else "0",
-        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,6 +157,7 @@ class Snippet:
     sha256: str
     timing_dependent: bool
     pages: list[str] = dataclasses.field(default_factory=list)  # docs-relative pages including it
+    page_files: list[str] = dataclasses.field(default_factory=list)  # the same, repository-relative
 
     @property
     def article(self) -> str:
@@ -213,9 +205,18 @@ def discover(root: Path, pages: dict[str, Path]) -> tuple[dict[str, Snippet], di
             continue  # pymdownx.snippets (check_paths) reports the missing include
         data = path.read_bytes()
         source = data.decode("utf-8", errors="replace")
+        including = list(dict.fromkeys(wanted.get(rel, [])))
         snippets[rel] = Snippet(rel, path, source, hashlib.sha256(data).hexdigest(),
-                                is_timing_dependent(source), list(dict.fromkeys(wanted.get(rel, []))))
+                                is_timing_dependent(source), including,
+                                [_relative(pages[p], root) for p in including])
     return snippets, posts
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -281,6 +282,7 @@ def environment(device: str) -> dict:
             "numpy": _version_of("numpy"),
             "device": device,
             "runner": hashlib.sha256(RUNNER.read_bytes()).hexdigest()[:16],
+            "snippet_env": SNIPPET_ENV,
         }
     return _ENV_MEMO[memo_key]
 
@@ -317,7 +319,7 @@ def _changed_since(root: Path, deps: list[list[str]], started_ns: int) -> bool:
     return False
 
 
-def _sha_now(snippet: "Snippet") -> str:
+def _sha_now(snippet: Snippet) -> str:
     try:
         return hashlib.sha256(snippet.path.read_bytes()).hexdigest()
     except OSError:
@@ -441,7 +443,7 @@ class Record:
         snip = self.snippet
         line = (self.error or {}).get("line")
         where = f"{snip.rel}:{line}" if line else snip.rel
-        pages = ", ".join(f"docs/{p}" for p in snip.pages) or "not included by any page"
+        pages = ", ".join(snip.page_files) or "not included by any page"
         if self.status == "timeout":
             head = f"{where}: timed out (killed after {self.error['message']})"
         else:
@@ -488,30 +490,48 @@ class _Capture(threading.Thread):
         return bytes(self.head), tail[-OUTPUT_TAIL:], True
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def _decode(data: bytes, replacements: list[tuple[str, str]]) -> str:
+    """Output as a terminal would show it: colours dropped, a line redrawn after ``\\r`` (progress
+    bars) keeps its last state, and the machine's paths become repository-relative."""
     text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if "\x1b" in text:
+        text = ANSI_ESCAPE.sub("", text)
+    if "\r" in text:
+        text = "\n".join(_last_redraw(line) for line in text.split("\n"))
     for old, new in replacements:
         text = text.replace(old, new)
     return text
 
 
+def _last_redraw(line: str) -> str:
+    parts = [part for part in line.split("\r") if part]
+    return parts[-1] if parts else ""
+
+
+# The environment every snippet runs in (part of the cache key: changing it re-runs everything).
+SNIPPET_ENV = {
+    "MPLBACKEND": "Agg",
+    "PYTHONHASHSEED": "0",
+    "PYTHONUNBUFFERED": "1",  # stdout and stderr interleave in the order they were written
+    "PYTHONDONTWRITEBYTECODE": "1",  # a snippet run writes nothing into the repository
+    "PYTHONIOENCODING": "utf-8",
+    # One thread per snippet: parallelism comes from --jobs, and results do not depend on it.
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    "KERAS_BACKEND": "torch",  # the archive's Keras code runs on Keras 3's PyTorch backend
+}
+
+
 def child_env(root: Path, device: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
-        SPACES_DEVICE=device,
-        MPLBACKEND="Agg",
-        PYTHONHASHSEED="0",
-        PYTHONUNBUFFERED="1",  # stdout and stderr interleave in the order they were written
-        PYTHONDONTWRITEBYTECODE="1",  # a snippet run writes nothing into the repository
-        PYTHONIOENCODING="utf-8",
-        # One thread per snippet: parallelism comes from --jobs, and results do not depend on it.
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        CUBLAS_WORKSPACE_CONFIG=":4096:8",
-    )
-    env.setdefault("KERAS_BACKEND", "torch")
+    env.update(SNIPPET_ENV)
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["SPACES_DEVICE"] = device
     for name in ("SPACES_JOBS", "SPACES_TIMEOUT", "SPACES_KEEP_GOING", "SPACES_SERVE"):
         env.pop(name, None)
     return env
@@ -827,226 +847,3 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
             raise EngineError(message)
     executed = sum(1 for r in records.values() if not r.cached)
     return BuildState(records, posts, device, executed)
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering (pure functions of the records)
-
-
-TIMING_NOTE = "注意：这段代码测量的是运行时间，结果取决于机器和负载，每次构建都会不同（不参与可重复性比较）。"
-
-
-def environment_line(entry: dict) -> str:
-    versions = entry.get("versions", {})
-    device = entry.get("device", "cpu")
-    if entry.get("device_name"):
-        device += f" ({entry['device_name']})"
-    parts = [f"设备 {device}", f"Python {versions.get('python')}"]
-    if versions.get("torch"):
-        parts.append(f"PyTorch {versions['torch']}")
-    if versions.get("numpy"):
-        parts.append(f"NumPy {versions['numpy']}")
-    return "运行结果 · " + " · ".join(parts)
-
-
-def figure_src_uri(rel: str, index: int) -> str:
-    """Where figure ``index`` (1-based) of a snippet lives in the site."""
-    stem = rel.split("/", 1)[1][:-3]
-    return f"snippet-outputs/{stem}-{index}.svg"
-
-
-def render_output(record: Record, figure_urls: list[str]) -> str:
-    """The ``<div class="snippet-output">`` shown right after the snippet's code."""
-    e = html.escape
-    snip = record.snippet
-    attrs = f'class="snippet-output" data-snippet="{e(snip.rel)}"'
-    if not record.ok:
-        kind = "超时" if record.status == "timeout" else "运行失败"
-        err = record.error or {}
-        where = f"第 {err['line']} 行，" if err.get("line") else ""
-        return (f'<div class="snippet-output snippet-failed" data-snippet="{e(snip.rel)}">\n'
-                f'<p class="snippet-output-meta">{kind}：{where}{e(err.get("type", ""))}: '
-                f'{e(str(err.get("message", "")))}</p>\n'
-                f'<pre class="snippet-output-text"><code>{e(record.output, quote=False)}</code></pre>\n</div>')
-    entry = record.entry
-    if entry.get("timing_dependent"):
-        attrs += ' data-timing-dependent="true"'
-    parts = [f"<div {attrs}>", f'<p class="snippet-output-meta">{e(environment_line(entry))}</p>']
-    if entry.get("timing_dependent"):
-        parts.append(f'<p class="snippet-output-note">{e(TIMING_NOTE)}</p>')
-    text = entry.get("output", "")
-    if entry.get("truncated"):
-        omitted = entry["output_bytes"] - len(text.encode()) - len(entry.get("output_tail", "").encode())
-        text = (text + f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，中间省略约 {max(omitted, 0):,} 字节 …]\n\n"
-                + entry.get("output_tail", ""))
-        parts.append(f'<p class="snippet-output-note snippet-output-truncated">输出过长（共 '
-                     f'{entry["output_bytes"]:,} 字节），已截断：只显示开头和结尾。</p>')
-    if text.strip():
-        parts.append(f'<pre class="snippet-output-text"><code>{e(text.rstrip(), quote=False)}</code></pre>')
-    for i, url in enumerate(figure_urls, start=1):
-        parts.append(f'<figure class="snippet-output-figure"><img src="{e(url)}" '
-                     f'alt="{e(snip.rel)} 的输出图 {i}" loading="lazy"></figure>')
-    parts.append("</div>")
-    return "\n".join(parts)
-
-
-def executions_json(state: BuildState) -> str:
-    rows = []
-    for rel in sorted(state.records):
-        r = state.records[rel]
-        entry = r.entry or {}
-        rows.append({
-            "snippet": rel,
-            "article": r.snippet.article,
-            "pages": r.snippet.pages,
-            "status": r.status,
-            "cached": r.cached,
-            "seconds": r.seconds,
-            "peak_memory_mb": r.peak_memory_mb,
-            "device": entry.get("device", state.device),
-            "device_name": entry.get("device_name"),
-            "executed_at": entry.get("executed_at"),
-            "versions": entry.get("versions"),
-            "timing_dependent": r.snippet.timing_dependent,
-            "figures": len(entry.get("figures", [])),
-            "output_bytes": entry.get("output_bytes"),
-            "truncated": entry.get("truncated", False),
-        })
-    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
-
-
-def render_executions_table(state: BuildState, link_for) -> str:
-    """The table of the executions page (like sphinx-gallery's computation times), slowest first.
-
-    ``link_for(record)`` returns the relative URL of the page showing the snippet, or None.
-    """
-    e = html.escape
-    records = sorted(state.records.values(), key=lambda r: (-(r.seconds or 0), r.snippet.rel))
-    total = sum(r.seconds or 0 for r in records)
-    peak = max((r.peak_memory_mb or 0 for r in records), default=0)
-    ok = sum(r.ok for r in records)
-    cached = sum(r.cached for r in records)
-    status_zh = {"ok": "成功", "failed": "失败", "timeout": "超时"}
-    rows = []
-    for r in records:
-        entry = r.entry or {}
-        url = link_for(r)
-        name = f'<code>{e(r.snippet.rel)}</code>'
-        article = e(r.snippet.article or "-")
-        if url:
-            article = f'<a href="{e(url)}">{article}</a>'
-        flags = " ⏱" if r.snippet.timing_dependent else ""
-        rows.append(
-            f"<tr><td>{name}{flags}</td><td>{article}</td>"
-            f'<td class="status-{r.status}">{status_zh[r.status]}</td>'
-            f"<td>{'是' if r.cached else '否'}</td>"
-            f'<td class="num">{(r.seconds or 0):.2f}</td>'
-            f'<td class="num">{(r.peak_memory_mb or 0):.0f}</td>'
-            f"<td>{e(entry.get('device', state.device))}</td>"
-            f"<td>{e((entry.get('executed_at') or '-').replace('T', ' ').replace('+00:00', ' UTC'))}</td></tr>")
-    return "\n".join([
-        f'<p class="snippet-executions-summary">共 {len(records)} 段代码，{ok} 段成功；'
-        f"本次构建运行了 {state.executed} 段，{cached} 段来自缓存。"
-        f"全部代码的运行时间合计 {total:.1f} 秒，单段内存峰值最高 {peak:.0f} MB。"
-        f"⏱ 表示输出依赖运行时间的代码。</p>",
-        '<table class="snippet-executions">',
-        "<thead><tr><th>代码片段</th><th>文章</th><th>状态</th><th>缓存</th><th>耗时 (s)</th>"
-        "<th>内存峰值 (MB)</th><th>设备</th><th>运行于</th></tr></thead>",
-        "<tbody>", *rows, "</tbody>",
-        f'<tfoot><tr><td>合计 {len(records)} 段</td><td></td><td>{ok} 成功</td><td>{cached} 缓存</td>'
-        f'<td class="num">{total:.2f}</td><td class="num">{peak:.0f}</td><td></td><td></td></tr></tfoot>',
-        "</table>",
-    ])
-
-
-def notebook(article: str, post: Post | None, records: list[Record], cache: Cache,
-             article_url: str | None) -> str:
-    """A Jupyter notebook of an article's snippets with their cached outputs (no second execution)."""
-    title = post.title if post else article
-    intro = [f"# {title}：配套代码\n", "\n",
-             "本笔记本由构建自动生成：每个代码单元格是文章中的一段代码，输出是构建时实际运行得到的结果。\n"]
-    if article_url:
-        intro.append(f"\n文章页面：<{article_url}>\n")
-    if post and post.source_url:
-        intro.append(f"\n原文：<{post.source_url}>\n")
-    intro.append("\n要在本地重新运行，请在仓库根目录安装配套库：`pip install -e .`（代码依赖 `spaces_code`）。")
-    cells = [{"cell_type": "markdown", "metadata": {}, "source": intro}]
-    for n, record in enumerate(records, start=1):
-        entry = record.entry or {}
-        heading = f"`{record.snippet.rel}`"
-        if record.snippet.timing_dependent:
-            heading += f"\n\n{TIMING_NOTE}"
-        cells.append({"cell_type": "markdown", "metadata": {}, "source": _lines(heading)})
-        outputs = []
-        text = entry.get("output", "")
-        if entry.get("truncated"):
-            text += f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，已截断 …]\n\n" + entry.get("output_tail", "")
-        if text:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": _lines(text)})
-        if not record.ok:
-            outputs.append({"output_type": "stream", "name": "stderr", "text": _lines(record.output)})
-        for sha in entry.get("figures", []):
-            svg = cache.figure_path(sha).read_text(encoding="utf-8")
-            outputs.append({"output_type": "display_data", "metadata": {},
-                            "data": {"image/svg+xml": _lines(svg), "text/plain": ["<Figure>"]}})
-        meta = {"spaces": {"snippet": record.snippet.rel, "timing_dependent": record.snippet.timing_dependent}}
-        cells.append({"cell_type": "code", "execution_count": n, "metadata": meta,
-                      "source": _lines(record.snippet.source.rstrip("\n")), "outputs": outputs})
-    nb = {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "version": platform.python_version()},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    for i, cell in enumerate(cells):  # nbformat 4.5 wants stable cell ids
-        cell["id"] = f"{article[:40] or 'cell'}-{i}"
-    return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-
-
-_SELF_SHA: str | None = None
-
-
-def notebook_fingerprint(article: str, post: Post | None, records: list[Record], url: str | None) -> str:
-    """Everything :func:`notebook` shows, cheaply: equal fingerprints mean equal notebooks."""
-    global _SELF_SHA
-    if _SELF_SHA is None:  # the code that writes notebooks is part of what they show
-        _SELF_SHA = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    shown = [article, post and [post.title, post.source_url], url, platform.python_version(), _SELF_SHA]
-    for r in records:
-        shown.append([r.snippet.rel, r.snippet.sha256, r.status, (r.entry or {}).get("key"), r.output])
-    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
-
-
-def _lines(text: str) -> list[str]:
-    return text.splitlines(keepends=True)
-
-
-def code_page(module_rel: str, source: str, users: list[Post]) -> str:
-    """Markdown of the page showing one ``spaces_code`` module and the articles that use it."""
-    longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
-    fence = "`" * max(3, longest + 1)
-    lines = [f"# {module_rel}", ""]
-    if users:
-        lines.append("用到这个模块的文章（它们的代码片段在运行时导入了它）：")
-        lines.append("")
-        lines += [f"- [{_md_escape(p.title)}](../{'../' * module_rel.count('/', len('spaces_code/'))}"
-                  f"{p.src_uri})" for p in users]
-    else:
-        lines.append("目前没有文章的代码片段导入这个模块。")
-    lines += ["", f'{fence}python title="{module_rel}" linenums="1"', source.rstrip("\n"), fence, ""]
-    return "\n".join(lines)
-
-
-def code_index_page(modules: list[tuple[str, str]], users: dict[str, list[Post]]) -> str:
-    lines = ["# 配套代码", "", "`spaces_code` 是本站所有代码片段共用的、经过测试的库；每个模块对应一个主题。", ""]
-    for module_rel, page_uri in modules:
-        n = len(users.get(module_rel, []))
-        lines.append(f"- [{module_rel}]({page_uri[len('code/'):]}) — {n} 篇文章使用")
-    return "\n".join(lines) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return re.sub(r"([\\\[\]*_`<>])", r"\\\1", text)

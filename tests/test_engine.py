@@ -7,7 +7,6 @@ as a user runs them: ``python scripts/build.py ...`` from the project root.
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ENGINE_FILES = ["scripts/build.py", "scripts/engine.py", "scripts/run_snippet.py",
+ENGINE_FILES = ["scripts/build.py", "scripts/engine.py", "scripts/engine_render.py", "scripts/run_snippet.py",
                 "scripts/hooks/snippets.py", "docs/stylesheets/snippets.css"]
 
 MKDOCS_YML = """\
@@ -317,8 +316,8 @@ def test_notebook_has_cells_and_cached_outputs(warm_project):
 def test_executions_page_shows_the_table_with_totals(warm_project):
     project = warm_project[0]
     text = article(project, "executions/index.html")
-    assert text.count("<tr><td><code>snippets/demo/") == 4
-    assert "合计 4 段" in text and "本次构建运行了 0 段" in text
+    assert text.count('<code title="snippets/demo/') == 4
+    assert "<td>4 段</td>" in text and "本次构建运行了 0 段" in text and "计时</span>" in text
     assert 'href="../posts/demo/"' in text
 
 
@@ -503,7 +502,7 @@ def test_two_clean_builds_give_identical_outputs(warm_project, tmp_path):
     assert page(first, "code/util/index.html") == page(second, "code/util/index.html")
 
 
-def test_find_includes_only_takes_whole_snippet_blocks():
+def test_helpers_find_whole_snippet_blocks_and_clean_output():
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import engine
@@ -536,7 +535,8 @@ def test_find_includes_only_takes_whole_snippet_blocks():
     assert [i.snippet for i in engine.find_includes(md)] == ["snippets/a/one.py", "snippets/a/indented.py"]
     assert engine.is_timing_dependent("#!/usr/bin/env python\n# spaces: timing-dependent\nimport time\n")
     assert not engine.is_timing_dependent("x = 1\n" * 20 + "# spaces: timing-dependent\n")
-    assert html.escape("<script>") == "&lt;script&gt;"
+    # Output reads as on a terminal: colours dropped, a redrawn line keeps its last state.
+    assert engine._decode(b"\x1b[31mred\x1b[0m\r\n10%\r50%\r100%\ndone", []) == "red\n100%\ndone"
 
 
 def test_build_killed_midway_leaves_a_usable_cache(tmp_path):

@@ -32,21 +32,25 @@ from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.spaces.snippets")
+# mkdocs-jupyter logs three INFO lines per notebook per build ("Cache hit", "Copied jupyter file"...).
+logging.getLogger("mkdocs.plugins.mkdocs_jupyter").setLevel(logging.WARNING)
 
 
-def _load_engine():
-    path = Path(__file__).resolve().parent.parent / "engine.py"
-    module = sys.modules.get("spaces_engine")
-    if module is not None and getattr(module, "__file__", None) == str(path):
+def _load(filename: str, name: str):
+    """Import scripts/<filename> once per process under a name of our own (no sys.path changes)."""
+    path = str(Path(__file__).resolve().parent.parent / filename)
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None) == path:
         return module
-    spec = importlib.util.spec_from_file_location("spaces_engine", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["spaces_engine"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-engine = _load_engine()
+engine = _load("engine.py", "spaces_engine")
+render = _load("engine_render.py", "spaces_engine_render")
 
 OUTPUT_MARK = "<!-- spaces-snippet-output {} -->"
 NOTEBOOK_MARK = "<!-- spaces-notebook-link -->"
@@ -59,12 +63,15 @@ _command = None  # "build" or "serve", from on_startup
 
 
 class _State:
-    build: "engine.BuildState | None" = None
-    root: Path | None = None
-    page_snippets: dict[str, list[str]] = {}  # page src_uri -> snippet rels, in marker order
-    figure_uris: dict[str, list[str]] = {}  # snippet rel -> figure src_uris
-    notebooks: dict[str, Path] = {}  # article slug -> notebook file under .cache/notebooks
-    notebook_css: dict[str, str] = {}  # site path -> the stylesheet mkdocs-jupyter inlines
+    """What one build learned, for the later events of the same build (reset by on_files)."""
+
+    def __init__(self):
+        self.build = None  # engine.BuildState
+        self.root: Path | None = None
+        self.page_snippets: dict[str, list[str]] = {}  # page src_uri -> snippet rels, marker order
+        self.figure_uris: dict[str, list[str]] = {}  # snippet rel -> figure src_uris
+        self.notebooks: dict[str, Path] = {}  # article slug -> notebook file under .cache/notebooks
+        self.notebook_css: dict[str, str] = {}  # site path -> the stylesheet mkdocs-jupyter inlines
 
 
 state = _State()
@@ -110,6 +117,8 @@ def _options():
 
 @event_priority(50)  # before mkdocs-jupyter's on_files, which must see the generated notebooks
 def on_files(files: Files, config):
+    global state
+    state = _State()
     root = Path(config.config_file_path).resolve().parent
     state.root = root
     pages = {f.src_uri: Path(f.abs_src_path) for f in files.documentation_pages()
@@ -122,12 +131,11 @@ def on_files(files: Files, config):
     cache = engine.Cache(root)
 
     # Figures: generated files backed by the content-addressed cache (copied, never re-rendered).
-    state.figure_uris = {}
     for rel, record in build.records.items():
         if record.ok:
             uris = []
             for i, sha in enumerate(record.entry.get("figures", []), start=1):
-                uri = engine.figure_src_uri(rel, i)
+                uri = render.figure_src_uri(rel, i)
                 _add(files, File.generated(config, uri, abs_src_path=str(cache.figure_path(sha))))
                 uris.append(uri)
             state.figure_uris[rel] = uris
@@ -135,7 +143,6 @@ def on_files(files: Files, config):
     _add_code_pages(files, config, root, build)
 
     # Notebooks: the File now (mkdocs-jupyter wraps it next), the content in on_nav, once URLs are final.
-    state.notebooks = {}
     nb_dir = root / ".cache" / NOTEBOOK_DIR
     for article in build.articles():
         path = nb_dir / f"{article}.ipynb"
@@ -152,7 +159,7 @@ def on_files(files: Files, config):
                                        f"代码及其导入的模块都没有改动时，直接使用缓存的结果。"
                                        f"机器可读的版本：[executions.json](executions.json)。\n\n"
                                        f"{EXECUTIONS_MARK}\n"))
-    _add(files, File.generated(config, "executions.json", content=engine.executions_json(build)))
+    _add(files, File.generated(config, "executions.json", content=render.executions_json(build)))
     return files
 
 
@@ -188,9 +195,9 @@ def _add_code_pages(files: Files, config, root: Path, build) -> None:
         uri = f"{CODE_DIR}/{rel[len('spaces_code/'):-3]}.md"
         posts = sorted(users.get(rel, []), key=lambda p: p.src_uri)
         source = path.read_text(encoding="utf-8")
-        _add(files, File.generated(config, uri, content=engine.code_page(rel, source, posts)))
+        _add(files, File.generated(config, uri, content=render.code_page(rel, source, posts)))
         modules.append((rel, uri))
-    _add(files, File.generated(config, f"{CODE_DIR}/index.md", content=engine.code_index_page(modules, users)))
+    _add(files, File.generated(config, f"{CODE_DIR}/index.md", content=render.code_index_page(modules, users)))
 
 
 @event_priority(-90)  # after the blog plugin has given posts their final URLs
@@ -210,14 +217,14 @@ def on_nav(nav, config, files):
         records = by_article[article]
         # Rewrite only when something it shows changed: untouched bytes also keep mkdocs-jupyter's
         # own render cache warm.
-        fingerprint = engine.notebook_fingerprint(article, post, records, url)
+        fingerprint = render.notebook_fingerprint(article, post, records, url)
         key_file = path.with_suffix(".key")
         try:
             if path.exists() and key_file.read_text() == fingerprint:
                 continue
         except OSError:
             pass
-        engine.atomic_write(path, engine.notebook(article, post, records, cache, url).encode("utf-8"))
+        engine.atomic_write(path, render.notebook(article, post, records, cache, url).encode("utf-8"))
         engine.atomic_write(key_file, fingerprint.encode())
     return nav
 
@@ -250,7 +257,7 @@ def on_page_content(html: str, page, config, files):
         page.meta["search"] = {"exclude": True}  # the article page already holds the same code
         return _slim_notebook(html, page)
     if src_uri == EXECUTIONS_PAGE:
-        return html.replace(EXECUTIONS_MARK, engine.render_executions_table(
+        return html.replace(EXECUTIONS_MARK, render.render_executions_table(
             build, lambda record: _page_url_of(record, page, files)))
     rels = state.page_snippets.get(src_uri)
     if not rels:
@@ -259,7 +266,7 @@ def on_page_content(html: str, page, config, files):
         record = build.records[rel]
         urls = [get_relative_url(files.get_file_from_path(uri).url, page.url)
                 for uri in state.figure_uris.get(rel, [])]
-        html = html.replace(OUTPUT_MARK.format(n), engine.render_output(record, urls), 1)
+        html = html.replace(OUTPUT_MARK.format(n), render.render_output(record, urls), 1)
     if NOTEBOOK_MARK in html:
         links = []
         for article in dict.fromkeys(build.records[r].snippet.article for r in rels):
