@@ -8,7 +8,11 @@ The work happens in the MkDocs hook ``scripts/hooks/snippets.py`` (so a plain ``
 ``SPACES_*`` environment variables and runs MkDocs in this process, from the repository root
 (pymdownx.snippets resolves ``snippets/...`` includes against the working directory).
 
-Exit status: 0 on success; 1 when a snippet fails or times out (the message names the snippet path,
+Validation (``scripts/validate.py``) comes first: a malformed front matter, a missing title or date,
+an unknown category or tag, a duplicate slug, a missing snippet include ... fail the build with every
+problem listed as ``path:line: message`` before any snippet runs.
+
+Exit status: 0 on success; 1 when validation finds a problem, when a snippet fails or times out (the message names the snippet path,
 its article, the line and the exception) or the strict build has warnings.
 """
 from __future__ import annotations

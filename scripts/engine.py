@@ -400,6 +400,7 @@ class Cache:
 
     def prune(self, keep_snippets: set[str]) -> None:
         """Drop entries of snippets that no longer exist and figures no entry names."""
+        self.prune_temporary()
         if not self.entries.is_dir():
             return
         referenced = set()
@@ -416,6 +417,21 @@ class Cache:
             for path in self.figures.glob("*.svg"):
                 if path.stem not in referenced and time.time() - path.stat().st_mtime > 3600:
                     path.unlink(missing_ok=True)  # an hour's grace for a build running beside us
+
+    def prune_temporary(self, older_than: float = 600.0) -> None:
+        """Remove the temporary siblings (``.<name>.*.tmp``) of writes cut short by a killed build.
+
+        They are never read as entries (only ``<name>.json`` is); ``atomic_write`` renames its own
+        within milliseconds, so ten minutes old means abandoned, never a write in progress."""
+        now = time.time()
+        for folder in (self.entries, self.figures, self.root / ".cache" / "notebooks"):
+            if folder.is_dir():
+                for path in folder.rglob(".*.tmp"):
+                    try:
+                        if now - path.stat().st_mtime > older_than:
+                            path.unlink()
+                    except OSError:
+                        pass
 
 
 # --------------------------------------------------------------------------------------------------
@@ -490,6 +506,18 @@ class _Capture(threading.Thread):
         return bytes(self.head), tail[-OUTPUT_TAIL:], True
 
 
+# What a figure (an SVG served from the site, and inlined into the notebook pages) may not contain.
+# (Attributes are matched inside tags only: matplotlib copies the plot's texts into <!-- comments -->.)
+UNSAFE_SVG = re.compile(rb"<\s*(?:script|foreignObject|iframe|embed|object)\b|<[a-z][^>]*\son[a-z]+\s*="
+                        rb"|<[a-z][^>]*(?<![a-z])href\s*=\s*[\"']\s*(?!#|data:image/(?:png|jpeg|gif);)"
+                        rb"|url\(\s*[\"']?\s*(?:[a-z]+:|//)",
+                        re.IGNORECASE)
+def _excerpt(data: bytes, start: int, end: int) -> str:
+    """The offending part of a figure, on one line: the match and what follows it."""
+    text = data[start:min(end, start + 60) + 40].decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
@@ -532,6 +560,7 @@ def child_env(root: Path, device: str) -> dict[str, str]:
     env.update(SNIPPET_ENV)
     env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["SPACES_DEVICE"] = device
+    env["SPACES_BUILD_PID"] = str(os.getpid())  # the runner exits if it was orphaned while starting
     for name in ("SPACES_JOBS", "SPACES_TIMEOUT", "SPACES_KEEP_GOING", "SPACES_SERVE"):
         env.pop(name, None)
     return env
@@ -627,6 +656,14 @@ class Executor:
 
         deps = [["file", rel, ""] for rel in result["files"]] + [["dir", rel, ""] for rel in result["dirs"]]
         figures = [(out / name).read_bytes() for name in result.get("figures", [])]
+        for i, data in enumerate(figures, start=1):
+            unsafe = UNSAFE_SVG.search(data)
+            if unsafe:  # matplotlib never writes these: the snippet wrote the file itself
+                return Record(snippet, "failed", False, error={
+                    "type": "UnsafeFigure", "line": None,
+                    "message": f"figure {i} contains {_excerpt(data, unsafe.start(), unsafe.end())!r}; "
+                               "a figure with scripts, event handlers or external references is never published"},
+                    output=output + output_tail, seconds=result["seconds"])
         return Record(snippet, "ok", False, entry={
             "schema": SCHEMA,
             "snippet": snippet.rel,
@@ -736,6 +773,104 @@ def execute(root: Path, snippets: list[Snippet], device: str, options: Options,
 
 
 # --------------------------------------------------------------------------------------------------
+# The repository must come out of the snippets' runs as it went in
+
+# Not the repository's content: environments, caches (the engine writes .cache/ itself), the site.
+SNAPSHOT_SKIP = frozenset({".venv", "venv", ".cache", "site", "__pycache__", "node_modules", ".pytest_cache",
+                           ".mypy_cache", ".ruff_cache", ".tox", ".git"})
+# Of .git, only what could run code later (hooks) or redirect it (config): the rest changes with commits.
+SNAPSHOT_GIT = (".git/hooks", ".git/config")
+
+
+def repo_snapshot(root: Path) -> dict[str, tuple]:
+    """``(size, mtime_ns, ctime_ns, inode)`` of every file of the repository and ``None`` for each folder
+    (the ctime cannot be set back by the writer). ~1 ms per hundred files: cheap enough per snippet."""
+    snap: dict[str, tuple | None] = {}
+    prefix = len(str(root)) + 1
+
+    def add(top: str) -> None:
+        if os.path.isfile(top):
+            try:
+                st = os.lstat(top)
+            except OSError:
+                return
+            snap[top[prefix:]] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            return
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d not in SNAPSHOT_SKIP]
+            for name in dirnames:
+                snap[os.path.join(dirpath, name)[prefix:] + "/"] = None
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                snap[path[prefix:]] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    add(str(root))
+    for rel in SNAPSHOT_GIT:
+        add(str(root / rel))
+    return snap
+
+
+class RepoWatch:
+    """Files of the repository that changed while snippets ran, and the snippets running then.
+
+    A snippet runs in a temporary working directory and its runner refuses Python-level writes into
+    the repository (``scripts/run_snippet.py``); this is the check that also covers child processes
+    and C libraries. The repository is compared with its snapshot each time a snippet finishes; a
+    change is blamed on every snippet whose run overlapped the interval in which it appeared (with
+    ``--jobs 1``, exactly the one that did it). Blamed snippets are not cached, and the build fails.
+    """
+
+    SLACK = 0.5  # seconds of process start-up before a runner starts its own clock
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.last = repo_snapshot(root)
+        self.last_time = time.time()
+        self.changes: list[tuple[float, float, list[str]]] = []  # (after, until, "path (what)")
+        self.windows: dict[str, tuple[float, float]] = {}  # snippet rel -> (start, end) of its run
+
+    def check(self, record: Record | None) -> None:
+        now = time.time()
+        if record is not None:
+            self.windows[record.snippet.rel] = (now - (record.seconds or 0.0) - self.SLACK, now)
+        snap = repo_snapshot(self.root)
+        if snap != self.last:
+            diff = []
+            for path in sorted(self.last.keys() | snap.keys()):
+                old, new = self.last.get(path, False), snap.get(path, False)
+                if old != new:
+                    what = "created" if old is False else "deleted" if new is False else "modified"
+                    diff.append(f"{path} ({what})")
+            self.changes.append((self.last_time, now, diff))
+        self.last, self.last_time = snap, now
+
+    def suspects(self, rel: str) -> bool:
+        start, end = self.windows.get(rel, (0.0, 0.0))
+        return any(start <= until and end > after for after, until, _ in self.changes)
+
+    def all_suspects(self) -> list[str]:
+        return sorted(rel for rel in self.windows if self.suspects(rel))
+
+    def report(self) -> str:
+        if not self.changes:
+            return ""
+        lines = ["The repository changed while snippets ran. A snippet must not write into the repository "
+                 "(it runs in a temporary working directory: write there):"]
+        for after, until, diff in self.changes:
+            who = sorted(rel for rel, (start, end) in self.windows.items() if start <= until and end > after)
+            blame = ", ".join(who) if who else "a snippet of this build (" + ", ".join(sorted(self.windows)) + ")"
+            lines += [f"  {path}" for path in diff]
+            lines.append(f"    changed while running: {blame}")
+        lines.append("Restore those files (git status shows them), fix the snippet and build again; if you "
+                     "edited them yourself during the build, just build again.")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
 # One build
 
 
@@ -810,8 +945,11 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
              f"(cache check {time.perf_counter() - t0:.2f} s)")
     failures = []
     if stale:
+        watch = RepoWatch(root)  # the repository before any snippet runs
+
         def finished(record: Record) -> None:
             """Cache each success as soon as it arrives: a build killed later keeps it."""
+            watch.check(record)
             if record.ok:
                 entry = record.entry
                 figures = entry.pop("_figures")
@@ -822,7 +960,11 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
                 entry["env"] = env
                 entry["key"] = cache_key(record.snippet.sha256, entry["deps"], env)
                 # ... unless one was edited while the snippet ran: then the output may predate it.
-                if _changed_since(root, entry["deps"], started) or record.snippet.sha256 != _sha_now(record.snippet):
+                if watch.suspects(record.snippet.rel):
+                    log.info(f"{record.snippet.rel}: the repository changed while it ran; not cached")
+                    entry["figures"] = [cache.store_figure(data) for data in figures]
+                    record.entry = entry
+                elif _changed_since(root, entry["deps"], started) or record.snippet.sha256 != _sha_now(record.snippet):
                     log.info(f"{record.snippet.rel}: a source changed while it ran; not cached")
                     entry["figures"] = [cache.store_figure(data) for data in figures]
                     record.entry = entry
@@ -833,14 +975,21 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
             records[record.snippet.rel] = record
 
         execute(root, stale, device, options, expected, finished)
+        watch.check(None)
         ran = len(stale)
         done = sum(1 for s in stale if s.rel in records)
         if done < ran:
             log.info(f"Stopped after the first failure: {ran - done} snippets were not run "
                      "(use --keep-going to run them all)")
-    if failures:
+        repo_message = watch.report()
+        for rel in watch.all_suspects():  # never served from the cache: the next build runs them again
+            cache.entry_path(rel).unlink(missing_ok=True)
+    else:
+        repo_message = ""
+    if failures or repo_message:
         failures.sort(key=lambda r: r.snippet.rel)
-        message = f"{len(failures)} snippet(s) failed:\n" + "\n".join(r.describe_failure() for r in failures)
+        message = "\n".join(filter(None, [repo_message, failures and (
+            f"{len(failures)} snippet(s) failed:\n" + "\n".join(r.describe_failure() for r in failures))]))
         if options.serve:
             log.error(message)
         else:

@@ -210,10 +210,23 @@ def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-def code_page(module_rel: str, source: str, users: list[Post]) -> str:
-    """Markdown of the page showing one ``spaces_code`` module and the articles that use it."""
+CODE_MARK = "<!-- spaces-code-source -->"
+
+
+def code_fence(module_rel: str, source: str) -> str:
+    """The fenced block that shows a module's source (highlighted once, see ``code_page``)."""
     longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
     fence = "`" * max(3, longest + 1)
+    return "\n".join([f'{fence}python title="{module_rel}" linenums="1"', source.rstrip("\n"), fence])
+
+
+def code_page(module_rel: str, source: str, users: list[Post]) -> str:
+    """Markdown of the page showing one ``spaces_code`` module and the articles that use it.
+
+    The highlighted source is not in the Markdown: the page holds :data:`CODE_MARK`, which the hook
+    replaces with the HTML of :func:`code_fence` rendered once and cached by content (highlighting
+    every module's source was most of what a warm build adds to a plain ``mkdocs build``).
+    """
     # Out of the search index: a module's names already appear in the snippets on its articles'
     # pages (which are indexed), and highlighted source would double the index and its build time.
     lines = ["---", "search:", "  exclude: true", "---", "", f"# {module_rel}", ""]
@@ -224,7 +237,7 @@ def code_page(module_rel: str, source: str, users: list[Post]) -> str:
                   f"{p.src_uri})" for p in users]
     else:
         lines.append("目前没有文章的代码片段导入这个模块。")
-    lines += ["", f'{fence}python title="{module_rel}" linenums="1"', source.rstrip("\n"), fence, ""]
+    lines += ["", CODE_MARK, ""]
     return "\n".join(lines)
 
 

@@ -9,13 +9,17 @@ the snippet like ``python snippets/<slug>/<name>.py`` it
 - records every repository file the snippet imported (``sys.modules``, transitively) or opened for
   reading, and every repository directory it listed (an audit hook): the cache key of the snippet,
 - saves every open matplotlib figure as a deterministic SVG (fixed ``svg.hashsalt``, no date),
-- measures the peak resident memory of the process and of the children it waited for.
+- measures the peak resident memory of the process and of the children it waited for,
+- refuses writes into the repository (:class:`_WriteGuard`): the working directory is a temporary
+  folder, so ``open("x.txt", "w")`` lands there; an absolute path into the repository raises
+  ``PermissionError``.
 
 stdout and stderr are one pipe read by the parent, so the text output keeps its order.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.abc
 import json
 import os
@@ -33,16 +37,47 @@ IGNORED_PARTS = {".venv", "venv", ".git", ".cache", "site", "__pycache__", "node
 
 
 def _set_parent_death_signal() -> None:
-    """Die with the build: if the parent is killed (even ``kill -9``), the kernel kills us."""
+    """Die with the build, and take the snippet's own children along: if the build is killed (even
+    ``kill -9``), the whole process group of this runner (its session, which the engine created)
+    is killed, so that no child process of a snippet (a ``subprocess``, a ``multiprocessing``
+    worker) lives on, hanging or not.
+
+    Three guards: the kernel's parent-death signal (SIGTERM, handled below by killing the group);
+    a watchdog thread that notices the change of parent even while the main thread is busy in C
+    code; and, for a build killed while this process was starting (before ``prctl``), the build's
+    pid in ``SPACES_BUILD_PID``, compared at once.
+    """
+    import signal
+    import threading
+
+    build_pid = os.environ.pop("SPACES_BUILD_PID", "")
+    parent = int(build_pid) if build_pid.isdigit() else os.getppid()
+
+    def kill_group(*_) -> None:
+        if os.getpgrp() == os.getpid():  # our own group (start_new_session), never the caller's
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        kill_group()
     try:
         import ctypes
-        import signal
 
+        signal.signal(signal.SIGTERM, kill_group)
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # not Linux: the parent's process-group kill is the only guard
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except Exception:  # not Linux: the watchdog and the parent's process-group kill remain
         pass
+    if os.getppid() != parent:
+        kill_group()
+
+    def watchdog() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        kill_group()
+
+    threading.Thread(target=watchdog, name="spaces-watchdog", daemon=True).start()
 
 
 class _SeedAfterImport(importlib.abc.MetaPathFinder):
@@ -148,6 +183,60 @@ class _Recorder:
                 bucket.add(rel.replace(os.sep, "/"))
 
 
+class _WriteGuard:
+    """Audit hook: no write into the repository, from the moment the snippet starts.
+
+    The snippet's working directory is an empty temporary folder, so relative paths
+    (``open("x.txt", "w")``, ``Path.cwd() / "y"``) land there and vanish with it. Opening a
+    repository file for writing through an absolute path (``Path(spaces_code.__file__).parent``,
+    ``..``, a symlink), creating, deleting, renaming, linking or chmod-ing one raises
+    ``PermissionError`` naming the path: the snippet fails with its line, and nothing is written.
+    This covers what Python code does; a child process or a C library writing by itself is caught
+    after the run by the build's comparison of the repository before and after (scripts/engine.py).
+    """
+
+    # event -> positions of the paths it writes to (``open`` is handled apart: its mode decides)
+    EVENTS = {
+        "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.link": (0, 1),
+        "os.symlink": (1,), "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.utime": (0,),
+        "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
+        "shutil.rmtree": (0,), "shutil.move": (0, 1), "shutil.copyfile": (1,), "shutil.copytree": (1,),
+    }
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def __init__(self, root: str, allowed: list[str]):
+        self.root = os.path.realpath(root).rstrip(os.sep) + os.sep
+        self.allowed = [os.path.realpath(a).rstrip(os.sep) + os.sep for a in allowed]
+
+    def __call__(self, event, args):
+        if event == "open":
+            path, mode, flags = args
+            if mode is not None:
+                if not any(c in mode for c in "wax+"):
+                    return
+            elif not (flags or 0) & self.WRITE_FLAGS:
+                return
+            self._check(event, path)
+        elif event in self.EVENTS:
+            for i in self.EVENTS[event]:
+                if i < len(args):
+                    self._check(event, args[i])
+
+    def _check(self, event: str, path) -> None:
+        if path is None or isinstance(path, int):
+            return
+        try:
+            real = os.path.realpath(os.fsdecode(os.fspath(path)))
+        except (TypeError, ValueError):
+            return
+        inside = real + os.sep
+        if not inside.startswith(self.root) or any(inside.startswith(a) for a in self.allowed):
+            return
+        rel = real[len(self.root):] or "."
+        raise PermissionError(errno.EACCES, f"a snippet may not write into the repository ({event}); it runs "
+                              "in a temporary working directory: write there, e.g. open('out.txt', 'w')", rel)
+
+
 def _module_files(root: str, exclude: set[str]) -> set[str]:
     prefix = root.rstrip(os.sep) + os.sep
     found = set()
@@ -245,6 +334,8 @@ def main() -> int:
     sys.meta_path.insert(0, _SeedAfterImport())
     recorder = _Recorder(root, exclude, runner)
     sys.addaudithook(recorder)
+    # Never switched off: the runner itself only writes under --out, and the working directory.
+    sys.addaudithook(_WriteGuard(root, [os.getcwd(), out]))
 
     result: dict = {"status": "ok"}
     start = time.perf_counter()

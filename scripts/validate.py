@@ -127,14 +127,27 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
             what = getattr(e, "problem", None) or str(e).splitlines()[0]
             problems.append(Problem(rel, line, f"front matter is not valid YAML ({what}) — fix the "
                                                "syntax (quote titles that contain ':' or '#')"))
+            # Still known by its file name and raw key lines, so that its snippets and module are not
+            # reported as orphans too: one mistake, one problem.
+            posts[path.stem] = {"meta": _raw_keys(fm_text), "text": text, "rel": rel}
             continue
         if not isinstance(meta, dict):
             problems.append(Problem(rel, 2, "front matter must be a mapping of keys to values"))
             continue
 
-        def line_of(key: str) -> int:
+        def line_of(key: str, item=None) -> int:
+            """Line of ``key:``; with ``item``, of the list entry ``- item`` under it (else the key's)."""
             for i, ln in enumerate(lines[:body_start], start=1):
                 if re.match(rf"^{re.escape(key)}\s*:", ln):
+                    if item is None:
+                        return i
+                    if re.search(rf"[\[,:]\s*['\"]?{re.escape(str(item))}['\"]?\s*[,\]]", ln):
+                        return i  # flow style: tags: [a, b]
+                    for j, entry in enumerate(lines[i:body_start - 2], start=i + 1):
+                        if not re.match(r"^\s*-", entry):
+                            break
+                        if re.match(rf"^\s*-\s*['\"]?{re.escape(str(item))}['\"]?\s*$", entry):
+                            return j
                     return i
             return 1
 
@@ -173,7 +186,7 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
             else:
                 for c in cats:
                     if c not in categories:
-                        problems.append(Problem(rel, line_of("categories"), f"unknown category '{c}' — use "
+                        problems.append(Problem(rel, line_of("categories", c), f"unknown category '{c}' — use "
                                                 f"one of {sorted(categories)} or add it to taxonomy.yml"))
         post_tags = meta.get("tags")
         if post_tags is not None:
@@ -182,7 +195,7 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
             else:
                 for t in post_tags:
                     if t not in tags:
-                        problems.append(Problem(rel, line_of("tags"), f"unknown tag '{t}' — add it to "
+                        problems.append(Problem(rel, line_of("tags", t), f"unknown tag '{t}' — add it to "
                                                 "taxonomy.yml (tags:) or use an existing tag"))
         src = meta.get("source")
         if src is not None and not (isinstance(src, str) and src.startswith("https://kexue.fm/")):
@@ -190,7 +203,7 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
                                                             "https://kexue.fm/ address"))
         for a in meta.get("authors") or []:
             if a not in authors:
-                problems.append(Problem(rel, line_of("authors"), f"unknown author '{a}' — add it to "
+                problems.append(Problem(rel, line_of("authors", a), f"unknown author '{a}' — add it to "
                                                                  "docs/.authors.yml"))
         for number, line in enumerate(lines[body_start - 1:], start=body_start):
             m = INCLUDE_RE.match(line)
@@ -206,6 +219,16 @@ def check_posts(root: Path, taxonomy: dict, authors: set[str], problems: list[Pr
                     problems.append(Problem(rel, number, message.format(hit.group(1).lower())))
         posts[path.stem] = {"meta": meta, "text": text, "rel": rel}
     return posts
+
+
+def _raw_keys(fm_text: str) -> dict:
+    """``title`` and ``source`` read line by line from front matter that is not valid YAML."""
+    found = {}
+    for line in fm_text.splitlines():
+        m = re.match(r"^(title|source)\s*:\s*(.+?)\s*$", line)
+        if m:
+            found[m.group(1)] = m.group(2).strip("'\"")
+    return found
 
 
 def _imports(tree: ast.AST) -> set[str]:

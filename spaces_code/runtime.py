@@ -34,3 +34,25 @@ def make_generator(seed: int = 0, device: torch.device | str = "cpu") -> torch.G
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def best_time_ms(fn, device: torch.device | str = "cpu", repeats: int = 5) -> float:
+    """Best wall-clock time of ``fn()`` over ``repeats`` runs after one warm-up, in milliseconds.
+
+    For snippets that are declared ``# spaces: timing-dependent``; CUDA work is synchronised around
+    each run so that the time covers the kernels, not only their launch.
+    """
+    import time
+
+    cuda = torch.device(device).type == "cuda"
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)

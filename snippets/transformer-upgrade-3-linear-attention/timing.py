@@ -1,13 +1,11 @@
 # spaces: timing-dependent
 """Time vs. length: quadratic softmax attention against linear attention (bidirectional and causal)."""
-import time
-
 import matplotlib.pyplot as plt
 import torch
 
 from spaces_code.attention_masks import attention, causal_mask
 from spaces_code.linear_attention import linear_attention
-from spaces_code.runtime import make_generator, pick_device
+from spaces_code.runtime import best_time_ms, make_generator, pick_device
 
 device = pick_device()
 torch.set_num_threads(1)  # one CPU thread: steadier timings on a shared machine (no effect on CUDA)
@@ -16,28 +14,14 @@ d = 32
 lengths = [128, 256, 512, 1024, 2048]
 
 
-def best_time_ms(fn, repeats=5):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
-
-
 results = {"softmax (quadratic)": [], "softmax, causal mask": [], "linear": [], "linear, causal": []}
 for n in lengths:
     q, k, v = (torch.randn(n, d, generator=generator, device=device) for _ in range(3))
     mask = causal_mask(n, device=device)
-    results["softmax (quadratic)"].append(best_time_ms(lambda: attention(q, k, v)))
-    results["softmax, causal mask"].append(best_time_ms(lambda: attention(q, k, v, mask)))
-    results["linear"].append(best_time_ms(lambda: linear_attention(q, k, v)))
-    results["linear, causal"].append(best_time_ms(lambda: linear_attention(q, k, v, causal=True)))
+    results["softmax (quadratic)"].append(best_time_ms(lambda: attention(q, k, v), device))
+    results["softmax, causal mask"].append(best_time_ms(lambda: attention(q, k, v, mask), device))
+    results["linear"].append(best_time_ms(lambda: linear_attention(q, k, v), device))
+    results["linear, causal"].append(best_time_ms(lambda: linear_attention(q, k, v, causal=True), device))
 
 print(f"device {device.type}, d={d}; best of 5, milliseconds")
 print(f"{'n':>6}" + "".join(f"{name:>22}" for name in results))

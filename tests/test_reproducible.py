@@ -1,0 +1,229 @@
+"""Reproducible builds and kill -9 safety, on temporary mini archives (``tests/mini_archive.py``: the
+real configuration with three real posts: two figures and the timing-dependent word count).
+
+- Two clean builds from nothing give identical snippet outputs (text and figure bytes) and identical
+  site files, except the declared timing-dependent output, the run report's measurements and the
+  feeds' / sitemap's build time (``scripts/check_reproducible.py`` defines the comparison and runs
+  it on the whole archive).
+- A build killed with SIGKILL at different moments (MkDocs starting, validation, a snippet running,
+  pages being written) leaves a cache in which every entry is whole; the next build succeeds and
+  produces the same pages and cache entries as a clean build.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import mini_archive
+
+REPO = mini_archive.REPO
+
+
+def _load_checker():
+    spec = importlib.util.spec_from_file_location("check_reproducible", REPO / "scripts" / "check_reproducible.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check = _load_checker()
+
+
+@pytest.fixture(scope="module")
+def clean_builds(tmp_path_factory) -> tuple[Path, Path]:
+    """Two mini archives, each built once from nothing."""
+    base = tmp_path_factory.mktemp("reproducible")
+    projects = []
+    for name in ("a", "b"):
+        project = mini_archive.make(base / name)
+        proc = mini_archive.build(project)
+        assert proc.returncode == 0, proc.stderr
+        projects.append(project)
+    return projects[0], projects[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# reproducibility
+
+
+def test_two_clean_builds_are_identical(clean_builds):
+    a, b = clean_builds
+    assert check.compare(a, b) == []
+    outputs = check.snippet_outputs(a)
+    assert sorted(outputs) == sorted([mini_archive.TIMING_SNIPPET, *mini_archive.FIGURE_SNIPPETS])
+    for rel in mini_archive.FIGURE_SNIPPETS:  # the figures really are byte-identical
+        assert outputs[rel]["figures"] and outputs[rel]["figures"] == check.snippet_outputs(b)[rel]["figures"]
+    # Only the run report and the feeds' build time differ in raw bytes besides the timing output.
+    differing = {p.relative_to(a / "site").as_posix() for p in (a / "site").rglob("*")
+                 if p.is_file() and p.read_bytes() != (b / "site" / p.relative_to(a / "site")).read_bytes()}
+    allowed = {"executions/index.html", "executions.json", "feed_rss_created.xml", "feed_rss_updated.xml",
+               "search/search_index.json", "sitemap.xml", "sitemap.xml.gz", "multiprocess-speedup/index.html",
+               "notebooks/multiprocess-speedup/index.html",
+               "notebooks/multiprocess-speedup/multiprocess-speedup.ipynb"}
+    assert differing <= allowed, differing - allowed
+
+
+def test_timing_dependent_output_shows_a_note(clean_builds):
+    text = (clean_builds[0] / "site/multiprocess-speedup/index.html").read_text(encoding="utf-8")
+    start = text.index(f'data-snippet="{mini_archive.TIMING_SNIPPET}"')
+    div = text[start:text.index("</div>", start)]
+    assert 'data-timing-dependent="true"' in div
+    assert "这段代码测量的是运行时间" in div and "不参与可重复性比较" in div
+    for rel in mini_archive.FIGURE_SNIPPETS:  # the others carry no such mark
+        start = text.find(f'data-snippet="{rel}"')
+        assert start < 0 or 'data-timing-dependent' not in text[start:text.index("</div>", start)]
+
+
+def test_the_comparison_excludes_the_timing_output_and_nothing_else(clean_builds, tmp_path):
+    """Tampering with any other output, figure or page is reported; with the timing output, not."""
+    a, b = clean_builds
+    c = Path(shutil.copytree(b, tmp_path / "c"))
+    # Another measurement of the timing snippet, in its cache entry and on every page showing it.
+    entry_path = c / ".cache/snippets/multiprocess-speedup/word_count.json"
+    entry = json.loads(entry_path.read_text(encoding="utf-8"))
+    line = next(ln for ln in entry["output"].splitlines() if ln.startswith("serial ") and ln.endswith(" s"))
+    entry["output"] = entry["output"].replace(line, "serial     9.99 s")
+    entry_path.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
+    shown = 0
+    for path in (c / "site").rglob("*"):
+        if path.suffix in (".html", ".json", ".ipynb", ".xml") and line in path.read_text(encoding="utf-8"):
+            path.write_text(path.read_text(encoding="utf-8").replace(line, "serial     9.99 s"), encoding="utf-8")
+            shown += 1
+    assert shown >= 3  # its page, the notebook, its rendered page (and the search index)
+    assert check.compare(a, c) == []  # a different measurement: allowed
+
+    mitchell = c / "site/mitchell-approximation/index.html"
+    text = mitchell.read_text(encoding="utf-8")
+    mitchell.write_text(text.replace("max error 0.111", "max error 0.112", 1), encoding="utf-8")
+    figure = next((c / ".cache/snippet-figures").glob("*.svg"))
+    figure.write_bytes(figure.read_bytes().replace(b"<svg", b"<svg data-x='1'", 1))
+    (c / "site/about/index.html").write_text("changed", encoding="utf-8")
+    problems = check.compare(a, c)
+    assert any(p.startswith("site/mitchell-approximation/index.html: differs") for p in problems), problems
+    assert any(": figure 1 differs" in p for p in problems), problems
+    assert any(p.startswith("site/about/index.html: differs") for p in problems), problems
+
+
+# --------------------------------------------------------------------------------------------------
+# kill -9
+
+
+def _runner_alive(project: Path) -> bool:
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+            state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if "run_snippet.py" in cmdline and str(project) in cmdline and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def _kill_when(project: Path, moment) -> float:
+    """Start a build, SIGKILL it when ``moment(elapsed)`` is true; returns the elapsed seconds."""
+    proc = subprocess.Popen(mini_archive.build_cmd(), cwd=project, env=mini_archive.clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    start = time.monotonic()
+    try:
+        while proc.poll() is None and not moment(time.monotonic() - start):
+            time.sleep(0.01)
+            assert time.monotonic() - start < 300, "the moment never came"
+        assert proc.poll() is None, "the build ended before the moment to kill it"
+        os.kill(proc.pid, signal.SIGKILL)
+        return time.monotonic() - start
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _assert_cache_is_whole(project: Path) -> None:
+    """Every entry is complete JSON naming existing figures; figures are intact; the rest is
+    temporary files that are never read as entries."""
+    cache = project / ".cache"
+    for path in (cache / "snippets").rglob("*"):
+        if path.is_dir():
+            continue
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            continue  # an interrupted atomic write: never read (only <name>.json is)
+        assert path.suffix == ".json", path
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        assert entry["key"] and entry["snippet"].startswith("snippets/"), path
+        for sha in entry["figures"]:
+            assert (cache / "snippet-figures" / f"{sha}.svg").is_file(), (path, sha)
+    for path in (cache / "snippet-figures").glob("*"):
+        if not path.name.endswith(".tmp"):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem, f"torn figure {path}"
+    for path in (cache / "notebooks").glob("*.ipynb"):
+        json.loads(path.read_text(encoding="utf-8"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_kill_9_takes_the_snippets_children_along(tmp_path):
+    """Not only the snippet's process dies with a killed build, its children do too (a hanging
+    ``subprocess`` or ``multiprocessing`` worker would otherwise run forever)."""
+    from test_engine import LIGHT_YML, make_project
+
+    pids = tmp_path / "pids.txt"  # outside the project: the snippet may write there
+    project = make_project(tmp_path / "p", {
+        "docs/index.md": "# Home\n",
+        "docs/posts/demo.md": '---\ntitle: t\n---\n# t\n\n```python\n--8<-- "snippets/demo/family.py"\n```\n',
+        "spaces_code/__init__.py": "",
+        "snippets/demo/family.py": (
+            "import multiprocessing, os, subprocess, time\n"
+            "def nap():\n    time.sleep(300)\n"
+            "if __name__ == '__main__':\n"
+            "    child = subprocess.Popen(['sleep', '300'])\n"
+            "    worker = multiprocessing.Process(target=nap)\n"
+            "    worker.start()\n"
+            f"    open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}} {{worker.pid}}')\n"
+            "    time.sleep(300)\n"),
+    }, LIGHT_YML)
+    _kill_when(project, lambda t: pids.exists() and len(pids.read_text().split()) == 3)
+    family = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in family if _alive(pid)]
+
+
+def test_kill_9_at_any_moment_then_the_next_build_is_the_clean_one(clean_builds, tmp_path):
+    project = mini_archive.make(tmp_path / "killed")
+    moments = {
+        "after 0.5 s (MkDocs starting)": lambda t: t >= 0.5,
+        "after 1.5 s (configuration, validation)": lambda t: t >= 1.5,
+        "while a snippet runs": lambda t: _runner_alive(project),
+        "while the site is being written": lambda t: (project / "site" / "assets").is_dir(),
+    }
+    for name, moment in moments.items():
+        _kill_when(project, moment)
+        time.sleep(0.3)
+        assert not _runner_alive(project), f"{name}: a snippet outlived the killed build"
+        _assert_cache_is_whole(project)
+    # Leftovers of interrupted writes, as a kill inside atomic_write leaves them.
+    torn = project / ".cache/snippets/mitchell-approximation/.mitchell_demo.json.k9x.tmp"
+    torn.write_text('{"schema": 1, "snippet": "snippets/mitch', encoding="utf-8")
+    old = project / ".cache/snippet-figures/.0123.svg.old.tmp"
+    old.write_text("<svg", encoding="utf-8")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+
+    proc = mini_archive.build(project)
+    assert proc.returncode == 0, proc.stderr
+    _assert_cache_is_whole(project)
+    assert check.compare(clean_builds[0], project) == []  # same pages, same cache entries
+    assert torn.exists() and not old.exists()  # a fresh leftover is ignored, an abandoned one removed
