@@ -12,7 +12,8 @@ the snippet like ``python snippets/<slug>/<name>.py`` it
 - measures the peak resident memory of the process and of the children it waited for,
 - refuses writes into the repository (:class:`_WriteGuard`): the working directory is a temporary
   folder, so ``open("x.txt", "w")`` lands there; an absolute path into the repository raises
-  ``PermissionError``.
+  ``PermissionError``; where the kernel offers Landlock, the repository is also read-only for every
+  process the snippet starts (:func:`_sandbox_repository`).
 
 stdout and stderr are one pipe read by the parent, so the text output keeps its order.
 """
@@ -237,6 +238,100 @@ class _WriteGuard:
                               "in a temporary working directory: write there, e.g. open('out.txt', 'w')", rel)
 
 
+# Landlock (Linux >= 5.13) file-system rights that change the file system: write, truncate, create,
+# delete, rename / link across folders. Reading and executing are never restricted.
+_LL_WRITE = sum(1 << bit for bit in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12))  # WRITE_FILE, REMOVE_*, MAKE_*
+_LL_REFER = 1 << 13  # ABI 2: link or rename into another folder
+_LL_TRUNCATE = 1 << 14  # ABI 3
+_LL_FILE = (1 << 1) | _LL_TRUNCATE  # the rights a rule on a single file may carry
+
+
+def _sandbox_repository(root: str, writable: list[str]) -> int:
+    """Make the repository read-only for this process and every process it starts (Linux Landlock).
+
+    What Python's audit hook (:class:`_WriteGuard`) cannot see, a child process or a C library
+    writing into the repository, the kernel refuses (``EACCES``). Everything else stays writable:
+    the rights are granted beneath every entry of each ancestor of the repository except the next
+    ancestor, and beneath ``writable`` (the working directory, ``--out``); the repository gets none.
+    Needs no privileges, only ``no_new_privs`` (set here: nothing started by a snippet gains
+    privileges through set-uid programs). Returns the Landlock ABI version; raises ``OSError`` when
+    it cannot be applied (the engine asks for it only where the kernel offers it).
+    """
+    import ctypes
+    import stat
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # landlock_create_ruleset
+    if abi < 1:
+        raise OSError(ctypes.get_errno(), "Landlock is not available")
+    rights = _LL_WRITE | (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0)
+    handled = ctypes.c_uint64(rights)
+    ruleset = libc.syscall(444, ctypes.byref(handled), ctypes.c_size_t(8), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    real = os.path.realpath(root)
+
+    def related(path: str) -> bool:  # the repository, inside it, or above it (a symlink to "/")
+        return path == real or path.startswith(real + os.sep) or real.startswith(path.rstrip(os.sep) + os.sep)
+
+    def grant(path: str, inside_ok: bool = False) -> None:
+        if related(os.path.realpath(path)) and not inside_ok:
+            return
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            allowed = rights if stat.S_ISDIR(os.fstat(fd).st_mode) else rights & _LL_FILE
+            rule = PathBeneath(allowed, fd)
+            if libc.syscall(445, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0)) < 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+        finally:
+            os.close(fd)
+
+    chain = [real]
+    while os.path.dirname(chain[-1]) != chain[-1]:
+        chain.append(os.path.dirname(chain[-1]))
+    chain.reverse()  # "/", ..., the repository
+    for parent, child in zip(chain, chain[1:]):
+        try:
+            entries = [entry.path for entry in os.scandir(parent)]
+        except OSError:
+            continue
+        for path in entries:
+            if path != child:
+                grant(path)
+    for path in writable:  # inside the repository only if TMPDIR is
+        if os.path.realpath(path).startswith(real + os.sep):
+            grant(path, inside_ok=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if libc.syscall(446, ctypes.c_int(ruleset), ctypes.c_uint32(0)) < 0:  # landlock_restrict_self
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    os.close(ruleset)
+    return abi
+
+
+def _private_tmp_if_needed(root: str, out: str) -> None:
+    """Under Landlock nothing can be created directly inside a folder that contains the repository.
+    When the system's temporary folder is one (a repository under /tmp, as in the tests), temporary
+    files of the snippet and its children go to a private folder beside ``--out`` instead."""
+    import tempfile
+
+    real, system = os.path.realpath(root), os.path.realpath(tempfile.gettempdir())
+    if real == system or real.startswith(system.rstrip(os.sep) + os.sep):
+        private = os.path.join(os.path.dirname(out), "tmp")
+        os.makedirs(private, exist_ok=True)
+        os.environ["TMPDIR"] = private
+        tempfile.tempdir = private
+
+
 def _module_files(root: str, exclude: set[str]) -> set[str]:
     prefix = root.rstrip(os.sep) + os.sep
     found = set()
@@ -336,6 +431,12 @@ def main() -> int:
     sys.addaudithook(recorder)
     # Never switched off: the runner itself only writes under --out, and the working directory.
     sys.addaudithook(_WriteGuard(root, [os.getcwd(), out]))
+    # The engine asks for the kernel's guard where the kernel has one; elsewhere it compares the
+    # repository before and after instead.
+    sandbox = 0
+    if os.environ.pop("SPACES_SANDBOX", "off") == "landlock":
+        _private_tmp_if_needed(root, out)
+        sandbox = _sandbox_repository(root, [os.getcwd(), out])
 
     result: dict = {"status": "ok"}
     start = time.perf_counter()
@@ -376,6 +477,7 @@ def main() -> int:
         versions=_versions(),
         device=device,
         device_name=device_name,
+        sandbox=f"landlock {sandbox}" if sandbox else None,
     )
     tmp = os.path.join(out, "result.json.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:

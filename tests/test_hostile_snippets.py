@@ -5,8 +5,10 @@
 - Python-level writes into the repository through absolute paths (open, touch, mkdir, remove, rename,
   rmtree, symlink, hard link, chmod, a symlink from the temporary folder) are refused with
   ``PermissionError``; an uncaught one fails the build with the snippet's path and line.
-- A write the runner cannot see (a child process) is caught by comparing the repository before and
-  after: the build fails naming the file and the snippet, and keeps failing until it is fixed.
+- A write the runner cannot see (a child process, a C library) is refused by the kernel where it
+  offers Landlock (the repository is read-only for the snippet's whole process tree); elsewhere
+  (``SPACES_SANDBOX=off`` here) it is caught by comparing the repository before and after: the build
+  fails naming the file and the snippet, and keeps failing until it is fixed.
 - A figure carrying a script, an event handler or an external reference is never published.
 - Output that looks like HTML, megabytes on a single line included, is shown as text (and on the real
   site: ``<eos>`` printed by a real snippet reads as text).
@@ -16,8 +18,11 @@ truncation of 2.6 MB of lines with its note, the timeout with its path.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
-import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -25,6 +30,26 @@ import pytest
 
 import mini_archive
 from test_engine import LIGHT_YML, build, make_project, output_div, page
+
+
+def _engine():
+    spec = importlib.util.spec_from_file_location("engine_for_tests", mini_archive.REPO / "scripts" / "engine.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+LANDLOCK = _engine().landlock_abi() > 0
+needs_landlock = pytest.mark.skipif(not LANDLOCK, reason="the kernel offers no Landlock here")
+
+
+def build_without_sandbox(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """A build as on a machine without Landlock: the repository is compared before and after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    env["SPACES_SANDBOX"] = "off"
+    return subprocess.run([sys.executable, "scripts/build.py", "--jobs", "2", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 POST_HEAD = "---\ntitle: 演示\nslug: demo\n---\n# 演示\n\n"
 
@@ -134,6 +159,31 @@ def test_an_uncaught_write_fails_the_build_with_path_and_line(tmp_path):
     assert not (project / ".cache/snippets/demo/evil.json").exists()
 
 
+@needs_landlock
+def test_the_kernel_refuses_writes_by_child_processes_and_c_code(tmp_path):
+    project = project_with(tmp_path, {"bypass": '''\
+        import ctypes
+        import os
+        import subprocess
+        from spaces_code import ROOT
+
+        shell = subprocess.run(["sh", "-c", f"echo pwned >> '{ROOT}/data/keep.txt'; touch '{ROOT}/planted.txt'; "
+                                f"rm -f '{ROOT}/data/keep.txt'; mkdir '{ROOT}/newdir'; echo scratch > here.txt && cat here.txt"],
+                               capture_output=True, text=True)
+        print("shell:", shell.returncode, shell.stdout.strip(), "|", shell.stderr.count("Permission denied"), "denied")
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.open(str(ROOT / "spaces_code" / "keep.py").encode(), os.O_WRONLY | os.O_TRUNC)
+        print("libc open for writing:", fd, os.strerror(ctypes.get_errno()) if fd < 0 else "OPENED")
+        '''})
+    before = mini_archive.tree_state(project)
+    proc = build(project)
+    assert proc.returncode == 0, proc.stderr
+    div = output_div(page(project), "snippets/demo/bypass.py")
+    assert "shell: 0 scratch | 4 denied" in div  # the temporary folder stays writable
+    assert "libc open for writing: -1 Permission denied" in div
+    assert mini_archive.tree_state(project) == before
+
+
 def test_a_write_by_a_child_process_fails_the_build_naming_the_snippet(tmp_path):
     project = project_with(tmp_path, {
         "fine": 'print("a well-behaved snippet")\n',
@@ -147,7 +197,7 @@ def test_a_write_by_a_child_process_fails_the_build_naming_the_snippet(tmp_path)
             ''',
         "later": 'print("runs after")\n',
     })
-    proc = build(project, "--jobs", "1")
+    proc = build_without_sandbox(project, "--jobs", "1")
     assert proc.returncode == 1
     err = proc.stderr
     assert "The repository changed while snippets ran. A snippet must not write into the repository" in err, err
@@ -158,7 +208,7 @@ def test_a_write_by_a_child_process_fails_the_build_naming_the_snippet(tmp_path)
     assert (project / ".cache/snippets/demo/fine.json").exists()
     assert not (project / "site/posts/demo/index.html").exists()  # ... and nothing published
     # Still there on the next build: the snippet runs again (it is not in the cache) and is caught again.
-    again = build(project, "--jobs", "1")
+    again = build_without_sandbox(project, "--jobs", "1")
     assert again.returncode == 1
     assert "  data/keep.txt (modified)\n" in again.stderr
     assert re.findall(r"changed while running: (.*)", again.stderr) == ["snippets/demo/shell.py"]
@@ -172,7 +222,7 @@ def test_parallel_build_blames_the_snippets_running_then(tmp_path):
             os.system(f"echo x > '{ROOT}/planted.txt'")
             ''',
     })
-    proc = build(project, "--jobs", "2")
+    proc = build_without_sandbox(project, "--jobs", "2")
     assert proc.returncode == 1
     assert "  planted.txt (created)\n" in proc.stderr
     assert "changed while running: snippets/demo/shell.py" in proc.stderr

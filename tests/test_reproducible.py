@@ -179,7 +179,8 @@ def test_kill_9_takes_the_snippets_children_along(tmp_path):
     ``subprocess`` or ``multiprocessing`` worker would otherwise run forever)."""
     from test_engine import LIGHT_YML, make_project
 
-    pids = tmp_path / "pids.txt"  # outside the project: the snippet may write there
+    (tmp_path / "out").mkdir()
+    pids = tmp_path / "out" / "pids.txt"  # outside the project (beside it): the snippet may write there
     project = make_project(tmp_path / "p", {
         "docs/index.md": "# Home\n",
         "docs/posts/demo.md": '---\ntitle: t\n---\n# t\n\n```python\n--8<-- "snippets/demo/family.py"\n```\n',

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import sys
 import time
 from pathlib import Path
@@ -412,6 +413,37 @@ def _slim_notebook(html: str, page) -> str:
             continue
         parts += [html[pos:start], replacement]
         pos = end
+    parts.append(html[pos:])
+    return _align_notebook_anchors("".join(parts), page)
+
+
+_NB_HEADING = re.compile(r'<h([1-6]) id="([^"]*)">(.*?)<a class="anchor-link" href="#[^"]*">')
+
+
+def _align_notebook_anchors(html: str, page) -> str:
+    """Give each notebook heading the id that the page's table of contents links to.
+
+    nbconvert derives heading ids from ASCII letters only (a Chinese title gets ``id=""``), while
+    mkdocs-jupyter builds the table of contents, and Material its "skip to content" link, with
+    Python-Markdown's ids (``_1``): those links pointed nowhere. Headings and entries come in the
+    same order; when their counts differ, nothing is changed.
+    """
+    ids: list[str] = []
+
+    def walk(items) -> None:
+        for item in items:
+            ids.append(item.id)
+            walk(item.children)
+
+    walk(getattr(page, "toc", None) or [])
+    heads = list(_NB_HEADING.finditer(html))
+    if not ids or len(heads) != len(ids):
+        return html
+    parts, pos = [], 0
+    for m, anchor in zip(heads, ids):
+        parts += [html[pos:m.start()],
+                  f'<h{m.group(1)} id="{anchor}">{m.group(3)}<a class="anchor-link" href="#{anchor}">']
+        pos = m.end()
     parts.append(html[pos:])
     return "".join(parts)
 

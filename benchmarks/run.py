@@ -1,0 +1,583 @@
+"""The build's benchmark suite (issue 8): run every scenario on a temporary copy of the project.
+
+    python benchmarks/run.py [--json PATH] [--skip-scale] [--skip-reader] [--skip-parallel]
+                             [--repeat N] [--scale 100,1000] [--jobs N] [--keep]
+
+Prints a table and writes the numbers as one JSON object (``--json``). Nothing of the repository is
+touched: the project is copied (without ``.cache/``, ``site/``, ``.git``, ``.venv``) into a temporary
+folder, every build writes there, and the folder is removed at the end (``--keep`` keeps it).
+
+Scenarios, in this order, all in one run so that ratios compare like with like:
+
+- ``cold_seconds``: ``scripts/build.py`` from an empty cache (every snippet executed, site written),
+  with ``--jobs`` (default: the number of cores); ``peak_memory_mb`` is the build process's own peak
+  resident memory (VmHWM), ``peak_tree_memory_mb`` that of the build and its snippet processes together.
+- ``warm_seconds`` / ``plain_mkdocs_seconds``: a rebuild with nothing changed, and ``mkdocs build`` of
+  the same tree with the execution hook (``scripts/hooks/snippets.py``) taken out of ``mkdocs.yml``,
+  i.e. the same site without snippet outputs, notebooks, module pages and run report. Each is run
+  ``--repeat`` times, alternating, after one untimed run each; the medians and their ratio are reported.
+- ``touch_one_snippet_executed``: snippets run after one snippet's source changed (must be 1).
+- ``touch_one_module_executed``: snippets run after one ``spaces_code`` module changed, and
+  ``touch_one_module_importers``, how many snippets import it (from the cache's recorded imports).
+- ``parallel_speedup``: the execution phase alone (the engine's "executed N in T s" line) of a cold
+  build with ``--jobs 1`` over that of the cold build with ``--jobs 2``. Timing-dependent snippets run
+  one at a time in both (by design), and count in both.
+- ``scale_1000_over_100``: cold builds of synthetic archives (``benchmarks/synthetic.py``) of 1,000 and
+  of 100 articles, with both absolute times (and the warm rebuilds, for reference).
+- reader side: every article page of the cold build's site, served locally, opened in headless
+  Chromium with its cache disabled (a first visit): bytes transferred (as served, uncompressed, and
+  the same files gzip-compressed) and the time from navigation start until MathJax has typeset the
+  page; medians over the articles.
+
+The machine's load average is recorded before and after: other work on the machine slows every
+scenario, and ratios taken in one run share that load.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import http.server
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_synthetic():
+    """benchmarks/synthetic.py, imported by path (this folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("spaces_bench_synthetic", REPO / "benchmarks" / "synthetic.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+synthetic = _load_synthetic()
+
+# not part of the project's sources: never copied
+SKIP_TOP = {".venv", "venv", ".git", ".cache", "site", ".pytest_cache", "build", ".whl", ".gl"}
+SKIP_ANY = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+EXEC_LINE = re.compile(r"Snippets: executed (\d+) in ([0-9.]+) s with (\d+) jobs")
+PLAIN_CONFIG = "mkdocs-plain.yml"
+HOOK_LINE = "scripts/hooks/snippets.py"
+TOUCH = "\n# benchmarks/run.py: touched\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a build
+
+
+class Run:
+    """One timed build: wall and CPU seconds, peak memory, output."""
+
+    def __init__(self, wall: float, cpu: float, code: int, output: str, peak_mb: float | None,
+                 tree_peak_mb: float | None):
+        self.wall, self.cpu, self.code, self.output = wall, cpu, code, output
+        self.peak_mb, self.tree_peak_mb = peak_mb, tree_peak_mb
+
+    def exec_phase(self) -> float | None:
+        m = EXEC_LINE.search(self.output)
+        return float(m.group(2)) if m else None
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # like a user's shell: bytecode caches are written
+    return env
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(name))
+    return kids
+
+
+def _status_kb(pid: int, field: bytes) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class _MemoryWatch(threading.Thread):
+    """Samples (every 0.2 s) the build's own peak RSS and the RSS of the build and its descendants."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.own_kb = 0
+        self.tree_kb = 0
+        self.done = threading.Event()
+
+    def run(self):
+        if not os.path.isdir("/proc"):
+            return
+        while not self.done.is_set():
+            hwm = _status_kb(self.pid, b"VmHWM:")
+            if hwm:
+                self.own_kb = max(self.own_kb, hwm)
+            kids, total, todo = _children(), 0, [self.pid]
+            while todo:
+                pid = todo.pop()
+                total += _status_kb(pid, b"VmRSS:") or 0
+                todo += kids.get(pid, [])
+            self.tree_kb = max(self.tree_kb, total)
+            self.done.wait(0.2)
+
+
+def run_build(cmd: list[str], cwd: Path, timeout: float = 3600) -> Run:
+    """Run ``cmd`` in ``cwd``; wall time, CPU time of it and its descendants, peak memory."""
+    log = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT)
+    watch = _MemoryWatch(proc.pid)
+    watch.start()
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    watch.done.set()
+    watch.join()
+    log.seek(0)
+    output = log.read().decode("utf-8", errors="replace")
+    log.close()
+    mb = lambda kb: round(kb / 1024, 1) if kb else None  # noqa: E731
+    return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, output, mb(watch.own_kb),
+               mb(watch.tree_kb))
+
+
+def build_cmd(site: Path, jobs: int, device: str) -> list[str]:
+    return [sys.executable, "scripts/build.py", "--site-dir", str(site), "--jobs", str(jobs),
+            "--device", device]
+
+
+def check(run: Run, what: str) -> Run:
+    if run.code != 0:
+        raise SystemExit(f"benchmarks/run.py: {what} failed (exit {run.code}):\n{run.output[-6000:]}")
+    return run
+
+
+def executed(site: Path) -> int:
+    """Snippets this build ran (not served from the cache), from the site's executions.json."""
+    rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
+    return sum(1 for row in rows if not row["cached"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The project's copies
+
+
+def copy_project(dest: Path, exclude: tuple[str, ...] = ()) -> Path:
+    excluded = {(REPO / rel).resolve() for rel in exclude}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(SKIP_ANY(folder, names))
+        if Path(folder).resolve() == REPO:
+            skipped |= SKIP_TOP.intersection(names)
+        skipped |= {name for name in names if (Path(folder) / name).resolve() in excluded}
+        return skipped
+
+    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+    return dest
+
+
+def write_plain_config(project: Path) -> Path:
+    """``mkdocs.yml`` without the execution hook: the same site minus what the snippets add."""
+    lines = (project / "mkdocs.yml").read_text(encoding="utf-8").splitlines(keepends=True)
+    hook = [line for line in lines if HOOK_LINE in line and line.lstrip().startswith("-")]
+    if len(hook) != 1:
+        raise SystemExit(f"benchmarks/run.py: expected one '- {HOOK_LINE}' line in mkdocs.yml")
+    path = project / PLAIN_CONFIG
+    path.write_text("".join(line for line in lines if line is not hook[0]), encoding="utf-8")
+    return path
+
+
+def module_importers(project: Path) -> dict[str, int]:
+    """``spaces_code`` module -> how many snippets imported it (recorded in the cache entries)."""
+    counts: dict[str, int] = {}
+    for path in (project / ".cache" / "snippets").rglob("*.json"):
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        for kind, rel, _ in entry.get("deps", []):
+            if kind == "file" and rel.startswith("spaces_code/") and rel.endswith(".py"):
+                counts[rel] = counts.get(rel, 0) + 1
+    return counts
+
+
+def pick_module(counts: dict[str, int], snippets: int) -> str:
+    """The module with most importers among those not imported by (nearly) every snippet."""
+    candidates = {rel: n for rel, n in counts.items()
+                  if not rel.endswith("__init__.py") and n <= snippets // 2}
+    return max(sorted(candidates), key=lambda rel: candidates[rel])
+
+
+def pick_snippet(site: Path) -> str:
+    """The quickest snippet that does not measure time: touching it costs least."""
+    rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
+    rows = [r for r in rows if r["status"] == "ok" and not r.get("timing_dependent")]
+    return min(rows, key=lambda r: (r["seconds"] or 0, r["snippet"]))["snippet"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reader side
+
+
+# Installed before any script of the page: the moment window.spacesMath.runs first becomes >= 1
+# (docs/javascripts/mathjax.js: one finished typesetting pass) is kept in window.__spacesTypesetAt.
+TYPESET_PROBE = r"""
+(() => {
+  let value;
+  Object.defineProperty(window, "spacesMath", {
+    configurable: true,
+    get() { return value; },
+    set(obj) {
+      value = new Proxy(obj, {
+        set(target, key, v) {
+          target[key] = v;
+          if (key === "runs" && v >= 1 && window.__spacesTypesetAt === undefined) {
+            window.__spacesTypesetAt = performance.now();
+          }
+          return true;
+        },
+      });
+    },
+  });
+})();
+"""
+WAIT_TYPESET = r"""
+(async () => {
+  const deadline = Date.now() + 60000;
+  while (window.__spacesTypesetAt === undefined && Date.now() < deadline) {
+    await new Promise(r => setTimeout(r, 10));
+  }
+  const nav = performance.getEntriesByType("navigation")[0];
+  return {typeset: window.__spacesTypesetAt ?? null,
+          formulas: document.querySelectorAll("mjx-container").length,
+          dcl: nav ? nav.domContentLoadedEventEnd : null, load: nav ? nav.loadEventEnd : null};
+})()
+"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+def reader_side(site: Path, slugs: list[str]) -> dict:
+    """Each article page, opened once with the browser cache disabled: bytes and time to typeset."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_browser import CHROMIUM, Chromium, Tab  # the tests' DevTools client over a pipe
+
+    if CHROMIUM is None:
+        return {"reader_error": "chromium is not installed"}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    gz_sizes: dict[str, int] = {}
+    browser = Chromium(CHROMIUM)
+    pages = []
+    try:
+        tab = Tab(browser)
+        tab.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        tab.send("Page.addScriptToEvaluateOnNewDocument", {"source": TYPESET_PROBE})
+        for slug in slugs:
+            tab.goto(urljoin(base, f"{slug}/"))
+            stats = tab.evaluate(WAIT_TYPESET)
+            _wait_network_idle(tab)
+            sent, done = {}, {}
+            for e in tab.events_since_mark():
+                p = e.get("params", {})
+                if e["method"] == "Network.requestWillBeSent":
+                    sent[p["requestId"]] = p["request"]["url"]
+                elif e["method"] == "Network.loadingFinished":
+                    done[p["requestId"]] = p.get("encodedDataLength", 0)
+            gz = 0
+            for rid, url in sent.items():
+                path = unquote(urlparse(url).path)
+                if url.startswith(base) and rid in done:
+                    file = site / path.lstrip("/")
+                    if file.is_dir():
+                        file = file / "index.html"
+                    if path not in gz_sizes:
+                        gz_sizes[path] = len(gzip.compress(file.read_bytes(), 6)) if file.is_file() else 0
+                    gz += gz_sizes[path]
+            pages.append({"slug": slug, "requests": len(sent), "bytes": sum(done.values()),
+                          "gzip_bytes": gz, "typeset_ms": stats["typeset"], "formulas": stats["formulas"],
+                          "dom_content_loaded_ms": stats["dcl"], "load_ms": stats["load"]})
+    finally:
+        browser.close()
+        server.shutdown()
+        server.server_close()
+    typeset = [p["typeset_ms"] for p in pages if p["typeset_ms"] is not None]
+    return {
+        "reader_pages": len(pages),
+        "reader_bytes_median": statistics.median(p["bytes"] for p in pages),
+        "reader_gzip_bytes_median": statistics.median(p["gzip_bytes"] for p in pages),
+        "reader_requests_median": statistics.median(p["requests"] for p in pages),
+        "reader_typeset_ms_median": round(statistics.median(typeset), 1) if typeset else None,
+        "reader_typeset_ms_max": round(max(typeset), 1) if typeset else None,
+        "reader_untypeset_pages": len(pages) - len(typeset),
+        "reader_per_page": pages,
+    }
+
+
+def _wait_network_idle(tab, quiet: float = 0.3, limit: float = 10.0) -> None:
+    """Until no request has been pending for ``quiet`` seconds (fonts load after typesetting)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        pending = set()
+        for e in tab.events_since_mark():
+            rid = e.get("params", {}).get("requestId")
+            if e["method"] == "Network.requestWillBeSent":
+                pending.add(rid)
+            elif e["method"] in ("Network.loadingFinished", "Network.loadingFailed"):
+                pending.discard(rid)
+        if not pending:
+            count = len(tab.events_since_mark())
+            time.sleep(quiet)
+            if len(tab.events_since_mark()) == count:
+                return
+        else:
+            time.sleep(0.05)
+
+
+def post_slugs(project: Path) -> list[str]:
+    import yaml
+
+    slugs = []
+    for path in sorted((project / "docs" / "posts").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+        slugs.append(str((meta or {}).get("slug") or path.stem))
+    return slugs
+
+
+# --------------------------------------------------------------------------------------------------
+# The suite
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        mem = round(mem_kb / 1024 / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": mem, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--skip-scale", action="store_true", help="no synthetic 100/1,000-article builds")
+    ap.add_argument("--skip-reader", action="store_true", help="no headless-Chromium page measurements")
+    ap.add_argument("--skip-parallel", action="store_true", help="no second cold build with --jobs 1")
+    ap.add_argument("--repeat", type=int, default=3, help="timed warm and plain builds each (default 3)")
+    ap.add_argument("--scale", default="100,1000", help="the two synthetic sizes (default 100,1000)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="jobs of the cold builds")
+    ap.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    ap.add_argument("--exclude", action="append", default=[], metavar="PATH",
+                    help="leave this file or folder of the working tree out of the copy (e.g. work in progress)")
+    args = ap.parse_args(argv)
+    small, large = (int(n) for n in args.scale.split(","))
+
+    work = Path(tempfile.mkdtemp(prefix="spaces-bench-"))
+    results: dict = {"date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                     "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+                     "machine": machine(), "load_before": load(), "jobs": args.jobs}
+    say = partial(print, file=sys.stderr, flush=True)
+    try:
+        project = copy_project(work / "project", tuple(args.exclude))
+        plain = copy_project(work / "plain", tuple(args.exclude))
+        write_plain_config(plain)
+        site = work / "site"
+
+        say(f"[bench] cold build of the archive (--jobs {args.jobs}) in {project}")
+        cold = check(run_build(build_cmd(site, args.jobs, args.device), project), "cold build")
+        snippets = len(json.loads((site / "executions.json").read_text(encoding="utf-8")))
+        results.update(cold_seconds=round(cold.wall, 2), cold_cpu_seconds=round(cold.cpu, 2),
+                       cold_executed=executed(site), snippets=snippets,
+                       cold_execution_phase_seconds=cold.exec_phase(),
+                       peak_memory_mb=cold.peak_mb, peak_tree_memory_mb=cold.tree_peak_mb)
+        rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
+        slowest = sorted(rows, key=lambda r: -(r["seconds"] or 0))[:5]
+        results["slowest_snippets"] = [[r["snippet"], r["seconds"], r["peak_memory_mb"]] for r in slowest]
+        results["snippet_seconds_total"] = round(sum(r["seconds"] or 0 for r in rows), 2)
+        results["snippet_peak_memory_mb_max"] = max((r["peak_memory_mb"] or 0) for r in rows)
+        results["device"] = rows[0]["device"] if rows else None
+
+        say(f"[bench] warm rebuilds and plain mkdocs builds, {args.repeat} each (+1 untimed each)")
+        plain_cmd = [sys.executable, "-m", "mkdocs", "build", "-q", "-f", PLAIN_CONFIG,
+                     "--site-dir", str(work / "plain-site")]
+        warm_cmd = build_cmd(site, args.jobs, args.device)
+        warm_runs, plain_runs = [], []
+        for i in range(args.repeat + 1):
+            w = check(run_build(warm_cmd, project), "warm build")
+            if executed(site):
+                raise SystemExit(f"benchmarks/run.py: the warm build executed {executed(site)} snippets")
+            p = check(run_build(plain_cmd, plain), "plain mkdocs build")
+            if i:
+                warm_runs.append(w)
+                plain_runs.append(p)
+        warm = statistics.median(r.wall for r in warm_runs)
+        plain_s = statistics.median(r.wall for r in plain_runs)
+        warm_cpu = statistics.median(r.cpu for r in warm_runs)
+        plain_cpu = statistics.median(r.cpu for r in plain_runs)
+        results.update(
+            warm_seconds=round(warm, 2), plain_mkdocs_seconds=round(plain_s, 2),
+            warm_over_plain=round(warm / plain_s, 3),
+            warm_cpu_seconds=round(warm_cpu, 2), plain_mkdocs_cpu_seconds=round(plain_cpu, 2),
+            warm_over_plain_cpu=round(warm_cpu / plain_cpu, 3),
+            warm_runs=[round(r.wall, 2) for r in warm_runs], plain_runs=[round(r.wall, 2) for r in plain_runs],
+            warm_peak_memory_mb=max(r.peak_mb or 0 for r in warm_runs))
+
+        rel = pick_snippet(site)
+        say(f"[bench] touch one snippet: {rel}")
+        with open(project / rel, "a", encoding="utf-8") as fh:
+            fh.write(TOUCH)
+        touched = check(run_build(warm_cmd, project), "build after touching a snippet")
+        results.update(touch_one_snippet=rel, touch_one_snippet_executed=executed(site),
+                       touch_one_snippet_seconds=round(touched.wall, 2))
+
+        counts = module_importers(project)
+        module = pick_module(counts, snippets)
+        say(f"[bench] touch one module: {module} ({counts[module]} snippets import it)")
+        with open(project / module, "a", encoding="utf-8") as fh:
+            fh.write(TOUCH)
+        touched = check(run_build(warm_cmd, project), "build after touching a module")
+        results.update(touch_one_module=module, touch_one_module_importers=counts[module],
+                       touch_one_module_executed=executed(site),
+                       touch_one_module_seconds=round(touched.wall, 2))
+
+        if not args.skip_reader:
+            say(f"[bench] reader side: {len(post_slugs(project))} article pages in headless Chromium")
+            results.update(reader_side(site, post_slugs(project)))
+
+        if not args.skip_parallel:
+            say("[bench] cold build with --jobs 1 (execution phase compared with the first cold build)")
+            for cache in ("snippets", "snippet-figures"):
+                shutil.rmtree(project / ".cache" / cache, ignore_errors=True)
+            serial = check(run_build(build_cmd(work / "site-jobs1", 1, args.device), project), "--jobs 1 build")
+            results.update(cold_jobs1_seconds=round(serial.wall, 2),
+                           cold_jobs1_execution_phase_seconds=serial.exec_phase())
+            if serial.exec_phase() and cold.exec_phase():
+                results["parallel_speedup"] = round(serial.exec_phase() / cold.exec_phase(), 3)
+            results["parallel_jobs"] = args.jobs
+
+        if not args.skip_scale:
+            for n in (small, large):
+                say(f"[bench] synthetic archive of {n} articles: cold build, then a warm one")
+                root = synthetic.generate(work / f"synthetic-{n}", n)
+                cold_n = check(run_build(build_cmd(work / f"synthetic-{n}-site", args.jobs, args.device), root),
+                               f"cold build of {n} synthetic articles")
+                warm_n = check(run_build(build_cmd(work / f"synthetic-{n}-site", args.jobs, args.device), root),
+                               f"warm build of {n} synthetic articles")
+                results.update({f"scale_{n}_seconds": round(cold_n.wall, 2),
+                                f"scale_{n}_execution_phase_seconds": cold_n.exec_phase(),
+                                f"scale_{n}_warm_seconds": round(warm_n.wall, 2),
+                                f"scale_{n}_peak_memory_mb": cold_n.peak_mb})
+                shutil.rmtree(work / f"synthetic-{n}-site", ignore_errors=True)
+            results[f"scale_{large}_over_{small}"] = round(
+                results[f"scale_{large}_seconds"] / results[f"scale_{small}_seconds"], 3)
+            results[f"scale_{large}_over_{small}_warm"] = round(
+                results[f"scale_{large}_warm_seconds"] / results[f"scale_{small}_warm_seconds"], 3)
+    finally:
+        results["load_after"] = load()
+        if args.keep:
+            say(f"[bench] kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+ROWS = [
+    ("cold_seconds", "cold build, every snippet executed (s)", None),
+    ("cold_execution_phase_seconds", "  of which snippet execution (s)", None),
+    ("peak_memory_mb", "  peak memory of the build process (MB)", None),
+    ("peak_tree_memory_mb", "  peak memory, build + snippet processes (MB)", None),
+    ("warm_seconds", "warm rebuild, nothing changed (s, median)", None),
+    ("plain_mkdocs_seconds", "plain mkdocs build, no execution hook (s, median)", None),
+    ("warm_over_plain", "warm / plain", "<= 1.3 (goal 1.1)"),
+    ("warm_over_plain_cpu", "warm / plain, CPU time", None),
+    ("touch_one_snippet_executed", "snippets run after touching one snippet", "== 1"),
+    ("touch_one_module_executed", "snippets run after touching one module", "== importers"),
+    ("touch_one_module_importers", "  snippets importing that module", None),
+    ("cold_jobs1_execution_phase_seconds", "snippet execution with --jobs 1 (s)", None),
+    ("parallel_speedup", "parallel speedup (--jobs 1 / --jobs N, execution)", ">= 1.5"),
+    ("scale_100_seconds", "cold build, 100 synthetic articles (s)", None),
+    ("scale_1000_seconds", "cold build, 1,000 synthetic articles (s)", None),
+    ("scale_1000_over_100", "1,000 / 100", "<= 11"),
+    ("scale_1000_over_100_warm", "1,000 / 100, warm rebuilds", None),
+    ("reader_bytes_median", "article page: bytes transferred (median)", None),
+    ("reader_gzip_bytes_median", "article page: the same files gzipped (median)", None),
+    ("reader_typeset_ms_median", "article page: ms until MathJax typeset (median)", None),
+]
+
+
+def table(results: dict) -> str:
+    lines = [f"Spaces build benchmark, {results['date']}, {results['machine']['cores']} cores "
+             f"({results['machine']['cpu']}), load {results['load_before']} -> {results.get('load_after')}",
+             f"{'scenario':54} {'value':>12}  target", "-" * 80]
+    for key, label, target in ROWS:
+        if key in results and results[key] is not None:
+            value = results[key]
+            text = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+            lines.append(f"{label:54} {text:>12}  {target or ''}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

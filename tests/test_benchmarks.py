@@ -1,0 +1,99 @@
+"""The benchmark suite must not rot: its synthetic archive validates and builds, its helpers hold.
+
+No timings are asserted here (benchmarks/RESULTS.md holds the measured numbers): only that the
+generator of ``benchmarks/synthetic.py`` produces a project that ``scripts/validate.py`` accepts and
+``scripts/build.py`` builds strictly, with one executed snippet per article, and that the pieces of
+``benchmarks/run.py`` that the full run depends on behave.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(path: str, name: str):
+    """Import a script of the repository under a name of our own (no sys.path changes)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load("benchmarks/run.py", "spaces_bench_run")
+synthetic = bench.synthetic  # benchmarks/synthetic.py, as the suite imports it
+validate = _load("scripts/validate.py", "spaces_bench_validate")
+
+ARTICLES = 4
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    return synthetic.generate(tmp_path_factory.mktemp("bench") / "synthetic", ARTICLES, modules=2)
+
+
+def test_synthetic_archive_validates(archive):
+    problems = validate.validate(archive)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+def test_synthetic_archive_has_what_the_scale_benchmark_counts(archive):
+    posts = sorted((archive / "docs" / "posts").glob("*.md"))
+    assert [p.stem for p in posts] == [synthetic.slug_of(i) for i in range(1, ARTICLES + 1)]
+    taxonomy = synthetic.yaml.safe_load((archive / "taxonomy.yml").read_text(encoding="utf-8"))
+    for path in posts:
+        text = path.read_text(encoding="utf-8")
+        meta = synthetic.yaml.safe_load(text.split("---", 2)[1])
+        assert meta["categories"][0] in taxonomy["categories"]
+        assert meta["tags"] and set(meta["tags"]) <= set(taxonomy["tags"])
+        assert "\\begin{equation}" in text and "$$" in text and "\\eqref{" in text  # formulas
+        assert f'--8<-- "snippets/{path.stem}/demo.py"' in text
+    assert sorted(p.name for p in (archive / "spaces_code").glob("synth_*.py")) == ["synth_00.py", "synth_01.py"]
+    # a function of its arguments only: a second run writes the same tree
+    again = synthetic.generate(archive.parent / "again", ARTICLES, modules=2)
+    assert _tree(again) == _tree(archive)
+
+
+def test_synthetic_archive_builds_with_one_executed_snippet_per_article(archive, tmp_path):
+    site = tmp_path / "site"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    proc = subprocess.run([sys.executable, "scripts/build.py", "--site-dir", str(site), "--jobs", "2",
+                           "--device", "cpu"], cwd=archive, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
+    assert len(rows) == ARTICLES and all(r["status"] == "ok" and not r["cached"] for r in rows)
+    # the line benchmarks/run.py reads for the parallel speedup
+    m = bench.EXEC_LINE.search(proc.stderr)
+    assert m and int(m.group(1)) == ARTICLES and int(m.group(3)) == 2
+    page = (site / synthetic.slug_of(1) / "index.html").read_text(encoding="utf-8")
+    assert 'class="snippet-output"' in page and "S_11 = 1.5580" in page
+    assert page.count('class="arithmatex"') >= 5
+
+
+def test_plain_config_drops_only_the_execution_hook(tmp_path):
+    (tmp_path / "mkdocs.yml").write_text((REPO / "mkdocs.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    plain = bench.write_plain_config(tmp_path).read_text(encoding="utf-8").splitlines()
+    full = (REPO / "mkdocs.yml").read_text(encoding="utf-8").splitlines()
+    assert [line for line in full if line not in plain] == [
+        line for line in full if bench.HOOK_LINE in line and line.lstrip().startswith("-")]
+    assert len(full) - len(plain) == 1 and any("scripts/hooks/site.py" in line for line in plain)
+
+
+def test_module_to_touch_is_shared_but_not_universal():
+    counts = {"spaces_code/__init__.py": 40, "spaces_code/runtime.py": 38, "spaces_code/masks.py": 10,
+              "spaces_code/rope.py": 3}
+    assert bench.pick_module(counts, 40) == "spaces_code/masks.py"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
