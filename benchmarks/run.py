@@ -291,19 +291,71 @@ WAIT_TYPESET = r"""
 """
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _Traffic:
+    """What the local server sent since the last reset: bytes (headers + bodies) and paths."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bytes, self.paths, self.inflight, self.last = 0, [], 0, time.monotonic()
+
+    def wait_idle(self, quiet: float = 0.5, limit: float = 15.0) -> None:
+        """Until no request has been in flight for ``quiet`` seconds (fonts and the search index
+        load after the page; the search worker's requests never reach the page's DevTools session)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.inflight and time.monotonic() - self.last >= quiet:
+                    return
+            time.sleep(0.05)
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site like any static host, with ``no-store`` (every page is a first visit), and
+    counts what it sends."""
+
+    traffic: _Traffic
+
+    def handle_one_request(self):
+        with self.traffic.lock:
+            self.traffic.inflight += 1
+        try:
+            super().handle_one_request()
+        finally:
+            with self.traffic.lock:
+                self.traffic.inflight -= 1
+                self.traffic.last = time.monotonic()
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        with self.traffic.lock:
+            self.traffic.bytes += sum(len(h) for h in getattr(self, "_headers_buffer", [])) + 2
+            self.traffic.paths.append(unquote(urlparse(self.path).path))
+        super().end_headers()
+
+    def copyfile(self, source, outputfile):
+        while chunk := source.read(1 << 16):
+            outputfile.write(chunk)
+            with self.traffic.lock:
+                self.traffic.bytes += len(chunk)
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
 
 
 def reader_side(site: Path, slugs: list[str]) -> dict:
-    """Each article page, opened once with the browser cache disabled: bytes and time to typeset."""
+    """Each article page, opened once with caching off: bytes sent and time until typeset."""
     sys.path.insert(0, str(REPO / "tests"))
     from test_browser import CHROMIUM, Chromium, Tab  # the tests' DevTools client over a pipe
 
     if CHROMIUM is None:
         return {"reader_error": "chromium is not installed"}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
+    traffic = _Traffic()
+    handler = type("Handler", (_CountingHandler,), {"traffic": traffic})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     gz_sizes: dict[str, int] = {}
@@ -314,28 +366,23 @@ def reader_side(site: Path, slugs: list[str]) -> dict:
         tab.send("Network.setCacheDisabled", {"cacheDisabled": True})
         tab.send("Page.addScriptToEvaluateOnNewDocument", {"source": TYPESET_PROBE})
         for slug in slugs:
+            tab.goto("about:blank")
+            traffic.wait_idle(quiet=0.2)
+            traffic.reset()
             tab.goto(urljoin(base, f"{slug}/"))
             stats = tab.evaluate(WAIT_TYPESET)
-            _wait_network_idle(tab)
-            sent, done = {}, {}
-            for e in tab.events_since_mark():
-                p = e.get("params", {})
-                if e["method"] == "Network.requestWillBeSent":
-                    sent[p["requestId"]] = p["request"]["url"]
-                elif e["method"] == "Network.loadingFinished":
-                    done[p["requestId"]] = p.get("encodedDataLength", 0)
+            traffic.wait_idle()
+            with traffic.lock:
+                sent, paths = traffic.bytes, list(traffic.paths)
             gz = 0
-            for rid, url in sent.items():
-                path = unquote(urlparse(url).path)
-                if url.startswith(base) and rid in done:
+            for path in paths:
+                if path not in gz_sizes:
                     file = site / path.lstrip("/")
-                    if file.is_dir():
-                        file = file / "index.html"
-                    if path not in gz_sizes:
-                        gz_sizes[path] = len(gzip.compress(file.read_bytes(), 6)) if file.is_file() else 0
-                    gz += gz_sizes[path]
-            pages.append({"slug": slug, "requests": len(sent), "bytes": sum(done.values()),
-                          "gzip_bytes": gz, "typeset_ms": stats["typeset"], "formulas": stats["formulas"],
+                    file = file / "index.html" if file.is_dir() else file
+                    gz_sizes[path] = len(gzip.compress(file.read_bytes(), 6)) if file.is_file() else 0
+                gz += gz_sizes[path]
+            pages.append({"slug": slug, "requests": len(paths), "bytes": sent, "gzip_bytes": gz,
+                          "typeset_ms": stats["typeset"], "formulas": stats["formulas"],
                           "dom_content_loaded_ms": stats["dcl"], "load_ms": stats["load"]})
     finally:
         browser.close()
@@ -352,26 +399,6 @@ def reader_side(site: Path, slugs: list[str]) -> dict:
         "reader_untypeset_pages": len(pages) - len(typeset),
         "reader_per_page": pages,
     }
-
-
-def _wait_network_idle(tab, quiet: float = 0.3, limit: float = 10.0) -> None:
-    """Until no request has been pending for ``quiet`` seconds (fonts load after typesetting)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        pending = set()
-        for e in tab.events_since_mark():
-            rid = e.get("params", {}).get("requestId")
-            if e["method"] == "Network.requestWillBeSent":
-                pending.add(rid)
-            elif e["method"] in ("Network.loadingFinished", "Network.loadingFailed"):
-                pending.discard(rid)
-        if not pending:
-            count = len(tab.events_since_mark())
-            time.sleep(quiet)
-            if len(tab.events_since_mark()) == count:
-                return
-        else:
-            time.sleep(0.05)
 
 
 def post_slugs(project: Path) -> list[str]:

@@ -65,6 +65,10 @@ def _set_parent_death_signal() -> None:
         import ctypes
 
         signal.signal(signal.SIGTERM, kill_group)
+        # Not in forked children (multiprocessing workers): their SIGTERM (Pool.terminate) keeps its
+        # default action. A Python-level handler there may never run (a worker blocked on a lock
+        # did not), and the pool then waits forever for the worker to exit.
+        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

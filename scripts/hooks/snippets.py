@@ -107,7 +107,7 @@ def on_config(config):
         return config
     validator = _load("validate.py", "spaces_validate")
     root = Path(config.config_file_path).resolve().parent
-    problems = validator.validate(root)
+    problems = _validate(validator, validator_file, root)
     if not problems:
         return config
     listing = "\n".join(f"  {p}" for p in problems)
@@ -122,6 +122,34 @@ def on_config(config):
 
 def _options_serve() -> bool:
     return os.environ.get("SPACES_SERVE", "") not in ("", "0", "false")
+
+
+VALIDATED = "validated.json"
+
+
+def _validate(validator, validator_file: Path, root: Path) -> list:
+    """``validator.validate(root)``, skipped when nothing changed since a clean validation.
+
+    Parsing every test and module costs ~0.3 s, the largest part of what a warm build adds to a plain
+    ``mkdocs build``. The key is the size, times and inode of every file of the repository (the
+    engine's ``repo_snapshot``, ~2 ms) with the validator's own source and the Python and PyYAML
+    versions: any edit anywhere validates again. Only a clean result is remembered.
+    """
+    import yaml
+
+    key = hashlib.sha256(json.dumps(
+        [sorted(engine.repo_snapshot(root).items()), validator_file.read_text(encoding="utf-8"),
+         sys.version, getattr(yaml, "__version__", "")]).encode()).hexdigest()
+    memo = root / ".cache" / VALIDATED
+    try:
+        if json.loads(memo.read_text(encoding="utf-8")).get("key") == key:
+            return []
+    except (OSError, ValueError, AttributeError):
+        pass
+    problems = validator.validate(root)
+    if not problems:
+        engine.atomic_write(memo, json.dumps({"key": key}).encode())
+    return problems
 
 
 def on_pre_build(config):
