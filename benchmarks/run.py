@@ -1,7 +1,8 @@
 """The build's benchmark suite (issue 8): run every scenario on a temporary copy of the project.
 
     python benchmarks/run.py [--json PATH] [--skip-scale] [--skip-reader] [--skip-parallel]
-                             [--repeat N] [--scale 100,1000] [--jobs N] [--keep]
+                             [--repeat N] [--scale 100,1000] [--jobs N] [--device cpu|cuda|auto]
+                             [--keep] [--exclude PATH ...]
 
 Prints a table and writes the numbers as one JSON object (``--json``). Nothing of the repository is
 touched: the project is copied (without ``.cache/``, ``site/``, ``.git``, ``.venv``) into a temporary
@@ -12,20 +13,23 @@ Scenarios, in this order, all in one run so that ratios compare like with like:
 - ``cold_seconds``: ``scripts/build.py`` from an empty cache (every snippet executed, site written),
   with ``--jobs`` (default: the number of cores); ``peak_memory_mb`` is the build process's own peak
   resident memory (VmHWM), ``peak_tree_memory_mb`` that of the build and its snippet processes together.
+- ``parallel_speedup``: the execution phase alone (the engine's "executed N in T s" line) of a second
+  cold build, run right after the first with ``--jobs 1``, over that of the first (``--jobs N``).
+  Timing-dependent snippets run one at a time in both (by design), and count in both.
 - ``warm_seconds`` / ``plain_mkdocs_seconds``: a rebuild with nothing changed, and ``mkdocs build`` of
   the same tree with the execution hook (``scripts/hooks/snippets.py``) taken out of ``mkdocs.yml``,
-  i.e. the same site without snippet outputs, notebooks, module pages and run report. Each is run
-  ``--repeat`` times, alternating, after one untimed run each; the medians and their ratio are reported.
+  i.e. the same site without snippet outputs, notebooks, module pages and run report (mkdocs-jupyter
+  stays configured, with nothing to convert). Each is run ``--repeat`` times, alternating, after one
+  untimed run each; medians are reported. ``warm_over_plain`` is the median of the ratios of each warm
+  build to the plain build right after it (the two share the machine's load of that moment);
+  ``warm_over_plain_of_medians`` and ``warm_over_plain_cpu`` (CPU seconds) are reported beside it.
 - ``touch_one_snippet_executed``: snippets run after one snippet's source changed (must be 1).
 - ``touch_one_module_executed``: snippets run after one ``spaces_code`` module changed, and
   ``touch_one_module_importers``, how many snippets import it (from the cache's recorded imports).
-- ``parallel_speedup``: the execution phase alone (the engine's "executed N in T s" line) of a cold
-  build with ``--jobs 1`` over that of the cold build with ``--jobs 2``. Timing-dependent snippets run
-  one at a time in both (by design), and count in both.
 - ``scale_1000_over_100``: cold builds of synthetic archives (``benchmarks/synthetic.py``) of 1,000 and
   of 100 articles, with both absolute times (and the warm rebuilds, for reference).
-- reader side: every article page of the cold build's site, served locally, opened in headless
-  Chromium with its cache disabled (a first visit): bytes transferred (as served, uncompressed, and
+- reader side: every article page of the built site, served locally, opened in headless
+  Chromium with its cache emptied first (a first visit): bytes transferred (as served, uncompressed, and
   the same files gzip-compressed) and the time from navigation start until MathJax has typeset the
   page; medians over the articles.
 
@@ -284,7 +288,7 @@ TYPESET_PROBE = r"""
 """
 WAIT_TYPESET = r"""
 (async () => {
-  const deadline = Date.now() + 60000;
+  const deadline = Date.now() + 30000;  // within the DevTools call's own 60 s
   while (window.__spacesTypesetAt === undefined && Date.now() < deadline) {
     await new Promise(r => setTimeout(r, 10));
   }
@@ -319,8 +323,7 @@ class _Traffic:
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the site like any static host, with ``no-store`` (every page is a first visit), and
-    counts what it sends."""
+    """Serves the site like a plain static host (no compression) and counts what it sends."""
 
     traffic: _Traffic
 
@@ -335,7 +338,6 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
                 self.traffic.last = time.monotonic()
 
     def end_headers(self):
-        self.send_header("Cache-Control", "no-store")
         with self.traffic.lock:
             self.traffic.bytes += sum(len(h) for h in getattr(self, "_headers_buffer", [])) + 2
             self.traffic.paths.append(unquote(urlparse(self.path).path))
@@ -352,7 +354,8 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def reader_side(site: Path, slugs: list[str]) -> dict:
-    """Each article page, opened once with caching off: bytes sent and time until typeset."""
+    """Each article page as a first visit (the browser's cache emptied before it): bytes sent and
+    the time until MathJax has typeset it."""
     sys.path.insert(0, str(REPO / "tests"))
     from test_browser import CHROMIUM, Chromium, Tab  # the tests' DevTools client over a pipe
 
@@ -368,11 +371,13 @@ def reader_side(site: Path, slugs: list[str]) -> dict:
     pages = []
     try:
         tab = Tab(browser)
-        tab.send("Network.setCacheDisabled", {"cacheDisabled": True})
         tab.send("Page.addScriptToEvaluateOnNewDocument", {"source": TYPESET_PROBE})
         for slug in slugs:
             tab.goto("about:blank")
             traffic.wait_idle(quiet=0.2)
+            # an empty cache, as on a first visit; within the page's own load, the cache works as
+            # usual (a stylesheet both preloaded and linked is fetched once)
+            tab.send("Network.clearBrowserCache")
             traffic.reset()
             tab.goto(urljoin(base, f"{slug}/"))
             stats = tab.evaluate(WAIT_TYPESET)
@@ -451,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-scale", action="store_true", help="no synthetic 100/1,000-article builds")
     ap.add_argument("--skip-reader", action="store_true", help="no headless-Chromium page measurements")
     ap.add_argument("--skip-parallel", action="store_true", help="no second cold build with --jobs 1")
-    ap.add_argument("--repeat", type=int, default=3, help="timed warm and plain builds each (default 3)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed warm and plain builds each (default 5)")
     ap.add_argument("--scale", default="100,1000", help="the two synthetic sizes (default 100,1000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="jobs of the cold builds")
     ap.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
@@ -486,6 +491,17 @@ def main(argv: list[str] | None = None) -> int:
         results["snippet_peak_memory_mb_max"] = max((r["peak_memory_mb"] or 0) for r in rows)
         results["device"] = rows[0]["device"] if rows else None
 
+        if not args.skip_parallel:
+            say("[bench] cold build again with --jobs 1 (its execution phase over the first one's)")
+            for cache in ("snippets", "snippet-figures"):
+                shutil.rmtree(project / ".cache" / cache, ignore_errors=True)
+            serial = check(run_build(build_cmd(work / "site-jobs1", 1, args.device), project), "--jobs 1 build")
+            results.update(cold_jobs1_seconds=round(serial.wall, 2),
+                           cold_jobs1_execution_phase_seconds=serial.exec_phase())
+            if serial.exec_phase() and cold.exec_phase():
+                results["parallel_speedup"] = round(serial.exec_phase() / cold.exec_phase(), 3)
+            results["parallel_jobs"] = args.jobs
+
         say(f"[bench] warm rebuilds and plain mkdocs builds, {args.repeat} each (+1 untimed each)")
         plain_cmd = [sys.executable, "-m", "mkdocs", "build", "-q", "-f", PLAIN_CONFIG,
                      "--site-dir", str(work / "plain-site")]
@@ -503,9 +519,12 @@ def main(argv: list[str] | None = None) -> int:
         plain_s = statistics.median(r.wall for r in plain_runs)
         warm_cpu = statistics.median(r.cpu for r in warm_runs)
         plain_cpu = statistics.median(r.cpu for r in plain_runs)
+        # Each warm build and the plain build right after it share the machine's load of that moment:
+        # the median of these paired ratios is what other work on the machine disturbs least.
+        paired = statistics.median(w.wall / p.wall for w, p in zip(warm_runs, plain_runs))
         results.update(
             warm_seconds=round(warm, 2), plain_mkdocs_seconds=round(plain_s, 2),
-            warm_over_plain=round(warm / plain_s, 3),
+            warm_over_plain=round(paired, 3), warm_over_plain_of_medians=round(warm / plain_s, 3),
             warm_cpu_seconds=round(warm_cpu, 2), plain_mkdocs_cpu_seconds=round(plain_cpu, 2),
             warm_over_plain_cpu=round(warm_cpu / plain_cpu, 3),
             warm_runs=[round(r.wall, 2) for r in warm_runs], plain_runs=[round(r.wall, 2) for r in plain_runs],
@@ -533,17 +552,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_reader:
             say(f"[bench] reader side: {len(post_slugs(project))} article pages in headless Chromium")
             results.update(reader_side(site, post_slugs(project)))
-
-        if not args.skip_parallel:
-            say("[bench] cold build with --jobs 1 (execution phase compared with the first cold build)")
-            for cache in ("snippets", "snippet-figures"):
-                shutil.rmtree(project / ".cache" / cache, ignore_errors=True)
-            serial = check(run_build(build_cmd(work / "site-jobs1", 1, args.device), project), "--jobs 1 build")
-            results.update(cold_jobs1_seconds=round(serial.wall, 2),
-                           cold_jobs1_execution_phase_seconds=serial.exec_phase())
-            if serial.exec_phase() and cold.exec_phase():
-                results["parallel_speedup"] = round(serial.exec_phase() / cold.exec_phase(), 3)
-            results["parallel_jobs"] = args.jobs
 
         if not args.skip_scale:
             for n in (small, large):
