@@ -449,6 +449,37 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+class OtherWork:
+    """How many cores other work on the machine kept busy, per scenario: the machine's busy CPU time
+    (``/proc/stat``) minus this benchmark's own (its process and the builds it waited for), over the
+    scenario's wall time. 0 means the machine was ours; on 2 cores, 1 means half of it was not."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.by_scenario: dict[str, float | None] = {}
+        self.start = self._now()
+
+    def _now(self):
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            busy = (sum(fields[:8]) - fields[3] - fields[4]) / self.tick  # all but idle and iowait
+        except (OSError, ValueError, IndexError):
+            busy = None
+        import resource
+
+        ours = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+        return time.perf_counter(), busy, ours
+
+    def mark(self, scenario: str) -> None:
+        (t0, busy0, ours0), (t1, busy1, ours1) = self.start, self._now()
+        self.start = (t1, busy1, ours1)
+        if busy0 is None or busy1 is None or t1 <= t0:
+            self.by_scenario[scenario] = None
+        else:
+            self.by_scenario[scenario] = round(max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (t1 - t0), 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -471,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                      "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
                      "machine": machine(), "load_before": load(), "jobs": args.jobs}
     say = partial(print, file=sys.stderr, flush=True)
+    other = OtherWork()
+    results["other_work_cores"] = other.by_scenario
     try:
         project = copy_project(work / "project", tuple(args.exclude))
         plain = copy_project(work / "plain", tuple(args.exclude))
@@ -490,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         results["snippet_seconds_total"] = round(sum(r["seconds"] or 0 for r in rows), 2)
         results["snippet_peak_memory_mb_max"] = max((r["peak_memory_mb"] or 0) for r in rows)
         results["device"] = rows[0]["device"] if rows else None
+        other.mark("cold")
 
         if not args.skip_parallel:
             say("[bench] cold build again with --jobs 1 (its execution phase over the first one's)")
@@ -501,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             if serial.exec_phase() and cold.exec_phase():
                 results["parallel_speedup"] = round(serial.exec_phase() / cold.exec_phase(), 3)
             results["parallel_jobs"] = args.jobs
+            other.mark("jobs1")
 
         say(f"[bench] warm rebuilds and plain mkdocs builds, {args.repeat} each (+1 untimed each)")
         plain_cmd = [sys.executable, "-m", "mkdocs", "build", "-q", "-f", PLAIN_CONFIG,
@@ -530,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             warm_runs=[round(r.wall, 2) for r in warm_runs], plain_runs=[round(r.wall, 2) for r in plain_runs],
             warm_cache_check_seconds=statistics.median(r.cache_check() or 0 for r in warm_runs),
             warm_peak_memory_mb=max(r.peak_mb or 0 for r in warm_runs))
+        other.mark("warm_and_plain")
 
         rel = pick_snippet(site)
         say(f"[bench] touch one snippet: {rel}")
@@ -548,10 +584,12 @@ def main(argv: list[str] | None = None) -> int:
         results.update(touch_one_module=module, touch_one_module_importers=counts[module],
                        touch_one_module_executed=executed(site),
                        touch_one_module_seconds=round(touched.wall, 2))
+        other.mark("touch")
 
         if not args.skip_reader:
             say(f"[bench] reader side: {len(post_slugs(project))} article pages in headless Chromium")
             results.update(reader_side(site, post_slugs(project)))
+            other.mark("reader")
 
         if not args.skip_scale:
             for n in (small, large):
@@ -567,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"scale_{n}_warm_seconds": round(warm_n.wall, 2),
                                 f"scale_{n}_peak_memory_mb": cold_n.peak_mb})
                 shutil.rmtree(work / f"synthetic-{n}-site", ignore_errors=True)
+                other.mark(f"scale_{n}")
             results[f"scale_{large}_over_{small}"] = round(
                 results[f"scale_{large}_seconds"] / results[f"scale_{small}_seconds"], 3)
             results[f"scale_{large}_over_{small}_cpu"] = round(
@@ -622,6 +661,10 @@ def table(results: dict) -> str:
             value = results[key]
             text = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
             lines.append(f"{label:54} {text:>12}  {target or ''}")
+    busy = results.get("other_work_cores") or {}
+    if busy:
+        lines.append("other work on the machine, cores busy on average: "
+                     + ", ".join(f"{k} {v}" for k, v in busy.items()))
     return "\n".join(lines)
 
 
