@@ -18,11 +18,13 @@ SITE   ?= site
 export NO_MKDOCS_2_WARNING := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help serve test build chromium
+.PHONY: help serve test build chromium test-seeds test-shuffled
 
 help:
 	@echo "make serve   set up, build and serve the site locally (http://127.0.0.1:8000)"
 	@echo "make test    set up and run all tests (installs Debian's chromium if missing)"
+	@echo "make test-seeds     the tests that draw random numbers, with 20 seeds (SEEDS=\"...\" to choose)"
+	@echo "make test-shuffled  the tests but builds and browser, in 3 shuffled orders"
 
 serve: $(STAMP)
 	@if [ -f scripts/build.py ]; then \
@@ -65,3 +67,22 @@ chromium:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 	@command -v chromium >/dev/null 2>&1 || { echo "make: chromium could not be installed" >&2; exit 1; }
+
+# Issue 11: every test that draws random numbers (marker `seeded`, tests/conftest.py) with 20 other
+# seeds; a threshold tuned on one stream fails here. Reports every failing seed, exits 1 if any.
+SEEDS ?= $(shell seq 1 20)
+test-seeds: $(STAMP)
+	@failed=""; for s in $(SEEDS); do \
+		echo "== SPACES_TEST_SEED=$$s"; \
+		SPACES_TEST_SEED=$$s $(BIN)/python -m pytest -q -n 2 -m "seeded and not slow and not browser" \
+			-p no:cacheprovider || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-seeds: FAILED for seeds:$$failed" >&2; exit 1; fi; \
+	echo "test-seeds: passed for all seeds ($(words $(SEEDS)))"
+
+# The suite must not depend on its order: three shuffles (pytest-randomly), builds and browser aside.
+test-shuffled: $(STAMP)
+	@for s in 101 202 303; do \
+		echo "== order seed $$s"; \
+		$(BIN)/python -m pytest -q -m "not slow and not browser" -p randomly --randomly-seed=$$s || exit 1; \
+	done

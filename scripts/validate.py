@@ -46,7 +46,7 @@ HOSTILE = (
      "{0}: links are not allowed — link to an http(s) address"),
 )
 # modules that are infrastructure, not an article's companion
-INFRA_MODULES = {"__init__", "runtime", "corpus"}
+INFRA_MODULES = {"__init__", "runtime", "corpus", "randomness"}
 
 
 @dataclass(frozen=True)
