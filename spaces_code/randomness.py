@@ -73,7 +73,7 @@ def _uniform_like(tensor: torch.Tensor, bound: float, generator: torch.Generator
 
 @torch.no_grad()
 def init_parameters_(module: nn.Module, generator: torch.Generator | None) -> nn.Module:
-    """Re-draw the parameters of every ``Linear``, ``Embedding`` and ``Conv*d`` inside ``module`` from
+    r"""Re-draw the parameters of every ``Linear``, ``Embedding`` and ``Conv*d`` inside ``module`` from
     ``generator``, with PyTorch's default initialisation (returns ``module``).
 
     - ``Linear`` / ``Conv``: $W \sim U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})$ (this is
