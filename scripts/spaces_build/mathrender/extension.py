@@ -3,7 +3,7 @@
 ``pymdownx.arithmatex`` (``generic: true``) writes every formula as ``<span class="arithmatex">\\(…\\)
 </span>`` or ``<div class="arithmatex">\\[…\\]</div>``. After the page is serialised, a postprocessor
 collects them all, has MathJax typeset them as one document (see worker.js) or finds them in the
-cache, and puts the output inside the same elements. The first formula is preceded by the hidden
+cache, and puts the output inside the same elements. The first of them also holds the hidden
 ``<svg>`` of glyph definitions that the page's formulas ``<use>``.
 
 A formula MathJax cannot typeset (TeX error, undefined macro, reference to an unknown label) raises
@@ -108,9 +108,8 @@ class _RenderMath(Postprocessor):
         out, last = [], 0
         for i, (m, output) in enumerate(zip(found, rendered.items)):
             out.append(text[last:m.start()])
-            if i == 0:
-                out.append(rendered.defs)
-            out.append(f'<{m.group(1)} class="arithmatex">{output}</{m.group(1)}>')
+            defs = rendered.defs if i == 0 else ""
+            out.append(f'<{m.group(1)} class="arithmatex">{defs}{output}</{m.group(1)}>')
             last = m.end()
         out.append(text[last:])
         return "".join(out)
