@@ -3,27 +3,23 @@ r"""如何应对Seq2Seq中的“根本停不下来”问题？ — https://kexue
 Paper: Welleck, Kulikov, Kim, Pang and Cho, "Consistency of a Recurrent Language Model With Respect to
 Incomplete Decoding" (2020, arXiv:2002.02492).
 
-An autoregressive model gives :math:`p(y_t|y_{<t}, x)`. A decoding algorithm replaces it by
+An autoregressive model gives $p(y_t|y_{<t}, x)$. A decoding algorithm replaces it by
 
-.. math::
+$$q(y_t|y_{<t}, x) = \frac{p(y_t|y_{<t}, x)\,\mathbb{1}[y_t \in V_t]}{\sum_{v \in V_t} p(v|y_{<t}, x)},$$
 
-    q(y_t|y_{<t}, x) = \frac{p(y_t|y_{<t}, x)\,\mathbb{1}[y_t \in V_t]}
-                            {\sum_{v \in V_t} p(v|y_{<t}, x)},
+where $V_t$ is the candidate set (the top-$k$ tokens, or the smallest set of top tokens whose mass
+reaches $p$). If ``<eos>`` can drop out of $V_t$, decoding may never stop even though the model itself
+does; *consistent* top-k / nucleus sampling always puts ``<eos>`` into $V_t$. Deterministic decoding
+can fail to stop too: greedy search (beam search with one beam) takes the argmax, and a loop whose
+argmax is never ``<eos>`` goes on forever. The *self-terminating* model instead guarantees
 
-where :math:`V_t` is the candidate set (the top-:math:`k` tokens, or the smallest set of top tokens
-whose mass reaches :math:`p`). If ``<eos>`` can drop out of :math:`V_t`, decoding may never stop even
-though the model itself does; *consistent* top-k / nucleus sampling always puts ``<eos>`` into
-:math:`V_t`. The *self-terminating* model instead guarantees
+$$p(\text{<eos>}|y_{<t}) = 1 - \alpha_t,\qquad \alpha_t = (1-\epsilon)\,\sigma(s_t)\,\alpha_{t-1},\quad \alpha_0 = 1,$$
 
-.. math::
-
-    p(\text{<eos>}|y_{<t}) = 1 - \alpha_t,\qquad
-    \alpha_t = (1-\epsilon)\,\sigma(s_t)\,\alpha_{t-1},\quad \alpha_0 = 1,
-
-so :math:`p(\text{<eos>}|y_{<t}) \ge 1-(1-\epsilon)^t \to 1` whatever the scores :math:`s_t`.
+so $p(\text{<eos>}|y_{<t}) \ge 1-(1-\epsilon)^t \to 1$ whatever the scores $s_t$.
 
 Every decoder takes ``next_logits(tokens)``: a map from token ids ``(batch, t)`` to the next token's
-logits ``(batch, vocab)``.
+logits ``(batch, vocab)``. Samplers take a ``generator`` and draw on its device (a CPU generator gives
+the same tokens whatever device the model runs on).
 """
 from __future__ import annotations
 
@@ -32,6 +28,8 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+
+from spaces_code import randomness
 
 NextLogits = Callable[[Tensor], Tensor]
 
@@ -66,7 +64,7 @@ def top_p_filter(logits: Tensor, p: float, keep: int | None = None) -> Tensor:
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None,
                   keep: int | None = None) -> Tensor:
-    """Top-k then nucleus filtering; the surviving tokens form the candidate set :math:`V_t`."""
+    """Top-k then nucleus filtering; the surviving tokens form the candidate set $V_t$."""
     if top_k is not None:
         logits = top_k_filter(logits, top_k, keep)
     if top_p is not None:
@@ -104,7 +102,8 @@ def sample_decode(next_logits: NextLogits, prompt: Tensor, max_new_tokens: int, 
                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Ancestral (no ``top_k``/``top_p``), top-k or nucleus sampling from ``prompt`` (batch, t0).
 
-    ``consistent=True`` keeps ``eos`` in every candidate set (consistent sampling). Returns
+    ``consistent=True`` keeps ``eos`` in every candidate set (consistent sampling). Tokens are drawn on
+    ``generator``'s device and moved to the model's. Returns
     ``(tokens (batch, t0 + max_new_tokens), finished (batch,))``; finished rows are padded with eos.
     """
     if consistent and eos is None:
@@ -115,38 +114,48 @@ def sample_decode(next_logits: NextLogits, prompt: Tensor, max_new_tokens: int, 
     def choose(logits: Tensor) -> Tensor:
         # $q(y_t|y_{<t}) \propto p(y_t|y_{<t})^{1/T}\,\mathbb{1}[y_t \in V_t]$
         logits = filter_logits(logits / temperature, top_k, top_p, eos if consistent else None)
-        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+        return randomness.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
     return _decode(next_logits, prompt, max_new_tokens, eos, choose)
 
 
 def beam_search(next_logits: NextLogits, prompt: Tensor, max_new_tokens: int, eos: int,
                 beam_size: int) -> tuple[Tensor, float, bool]:
-    """Beam search for one prompt (t0,): maximise :math:`\\sum_t \\log p(y_t|y_{<t})`.
+    """Beam search for one prompt (t0,): maximise $\\sum_t \\log p(y_t|y_{<t})$.
+
+    Each step ranks every extension ``(beam, token)`` of the live beams. A hypothesis ends only when
+    its ``eos`` extension is among the ``beam_size`` best (eos is a candidate like any other token,
+    never accepted from outside the top-k); the best non-eos extensions, up to ``beam_size``, stay
+    live. So with ``beam_size=1`` this is greedy decoding: it stops exactly when the argmax is eos.
 
     Returns ``(tokens, log_prob, finished)``: the best hypothesis ending in ``eos`` if one was found,
     else the best unfinished one after ``max_new_tokens`` steps. Stops early once the best finished
     score beats every live beam (log-probabilities only decrease as a hypothesis grows).
     """
+    if beam_size < 1:
+        raise ValueError(f"beam search needs beam_size >= 1, got {beam_size}")
     alive = prompt[None, :]  # (beams, t)
     alive_scores = torch.zeros(1, dtype=torch.float64, device=prompt.device)
     best, best_score = None, -math.inf
     for _ in range(max_new_tokens):
         log_probs = next_logits(alive).double().log_softmax(dim=-1)  # (beams, V)
+        # $\log p(y_{\le t}) = \log p(y_{<t}) + \log p(y_t|y_{<t})$
         scores = alive_scores[:, None] + log_probs  # (beams, V)
-        eos_scores = scores[:, eos]
-        i = int(eos_scores.argmax())
-        if eos_scores[i] > best_score:
-            best_score = float(eos_scores[i])
-            best = torch.cat([alive[i], alive.new_tensor([eos])])
-        scores[:, eos] = -math.inf
         flat = scores.flatten()
-        top = flat.topk(min(beam_size, int(torch.isfinite(flat).sum()))).indices
-        if top.numel() == 0:
+        # the k best extensions, plus up to k more so that k non-eos ones survive even if all k end
+        ranked = flat.topk(min(2 * beam_size, int(torch.isfinite(flat).sum()))).indices
+        rows, cols = ranked // scores.shape[1], ranked % scores.shape[1]
+        ends = cols == eos
+        in_top_k = torch.arange(ranked.numel(), device=ranked.device) < beam_size
+        for i in torch.nonzero(ends & in_top_k).flatten().tolist():  # eos only from within the top k
+            if float(flat[ranked[i]]) > best_score:
+                best_score = float(flat[ranked[i]])
+                best = torch.cat([alive[rows[i]], alive.new_tensor([eos])])
+        keep = torch.nonzero(~ends).flatten()[:beam_size]
+        if keep.numel() == 0:
             break
-        rows, cols = top // scores.shape[1], top % scores.shape[1]
-        alive = torch.cat([alive[rows], cols[:, None]], dim=1)
-        alive_scores = flat[top]
+        alive = torch.cat([alive[rows[keep]], cols[keep, None]], dim=1)
+        alive_scores = flat[ranked[keep]]
         if best_score >= float(alive_scores.max()):
             break
     if best is not None:
@@ -156,16 +165,16 @@ def beam_search(next_logits: NextLogits, prompt: Tensor, max_new_tokens: int, eo
 
 def decoding_transition_matrix(log_probs: Tensor, top_k: int | None = None, top_p: float | None = None,
                                eos: int | None = None, consistent: bool = False) -> Tensor:
-    """For a bigram model ``log_probs[a, b] = log p(b | a)``, the matrix of :math:`q(b|a)` that a
+    """For a bigram model ``log_probs[a, b] = log p(b | a)``, the matrix of $q(b|a)$ that a
     sampling decoder actually uses (rows renormalised over the candidate set)."""
     logits = filter_logits(log_probs, top_k, top_p, eos if consistent else None)
     return logits.softmax(dim=-1)  # (V, V)
 
 
 def non_termination_probability(transition: Tensor, start: int, eos: int, steps: int) -> Tensor:
-    """Exact :math:`P(\\text{no eos among } y_1..y_t)` for ``t = 0..steps`` of a Markov chain
-    ``transition[a, b] = q(b|a)`` started at token ``start``: :math:`e_{start}^\\top Q^t \\mathbf 1`,
-    with :math:`Q` the chain with the eos column removed. Float64, shape ``(steps + 1,)``."""
+    """Exact $P(\\text{no eos among } y_1..y_t)$ for ``t = 0..steps`` of a Markov chain
+    ``transition[a, b] = q(b|a)`` started at token ``start``: $e_{start}^\\top Q^t \\mathbf 1$,
+    with $Q$ the chain with the eos column removed. Float64, shape ``(steps + 1,)``."""
     q = transition.double().clone()
     q[:, eos] = 0.0  # paths that emit eos leave the event
     state = torch.zeros(q.shape[0], dtype=torch.float64, device=q.device)
@@ -180,8 +189,8 @@ def non_termination_probability(transition: Tensor, start: int, eos: int, steps:
 def self_terminating_log_probs(logits: Tensor, eos: int, epsilon: float) -> Tensor:
     """Self-terminating output layer over all positions: logits (..., t, V) -> log-probs (..., t, V).
 
-    The eos slot of step k holds :math:`s_k`, the log-odds of *going on* (as :math:`u_{eos}^\\top h_k`
-    in the paper); the other tokens share :math:`\\alpha_t` through a softmax. A step whose non-eos
+    The eos slot of step k holds $s_k$, the log-odds of *going on* (as $u_{eos}^\\top h_k$
+    in the paper); the other tokens share $\\alpha_t$ through a softmax. A step whose non-eos
     logits are all ``-inf`` puts all its mass on eos.
     """
     if not 0.0 < epsilon < 1.0:
@@ -202,7 +211,7 @@ def self_terminating_log_probs(logits: Tensor, eos: int, epsilon: float) -> Tens
 
 def continue_logits(log_probs: Tensor, eos: int) -> Tensor:
     """Re-express a distribution for :func:`self_terminating_log_probs`: the eos slot becomes
-    :math:`s = \\log\\frac{1-p(\\text{eos})}{p(\\text{eos})}`, the other slots stay."""
+    $s = \\log\\frac{1-p(\\text{eos})}{p(\\text{eos})}$, the other slots stay."""
     out = log_probs.clone()
     log_p_eos = log_probs[..., eos]
     out[..., eos] = torch.log(-torch.expm1(log_p_eos)) - log_p_eos

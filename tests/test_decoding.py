@@ -27,7 +27,7 @@ def test_greedy_loops_forever(device):
 
 
 def test_top_k_filter_keeps_k_largest_and_eos(device, generator):
-    logits = torch.randn(3, 5, 11, generator=generator, device=device)
+    logits = torch.randn(3, 5, 11, generator=generator).to(device)
     out = top_k_filter(logits, 4)
     kept = torch.isfinite(out)
     assert (kept.sum(-1) == 4).all()
@@ -40,7 +40,7 @@ def test_top_k_filter_keeps_k_largest_and_eos(device, generator):
 
 
 def test_top_p_filter_is_smallest_set_reaching_p(device, generator):
-    logits = torch.randn(200, 9, generator=generator, device=device, dtype=torch.float64) * 2
+    logits = torch.randn(200, 9, generator=generator, dtype=torch.float64).to(device) * 2
     for p in (0.1, 0.5, 0.9, 0.999):
         out = top_p_filter(logits, p)
         probs = logits.softmax(-1)
@@ -69,8 +69,7 @@ def test_inconsistent_sampling_never_stops_consistent_does(device, top_k, top_p)
     assert rate < 0.96
 
 
-def test_exact_non_termination_matches_sampling(device):
-    generator = torch.Generator(device=device).manual_seed(7)
+def test_exact_non_termination_matches_sampling(device, generator):
     log_probs, next_logits = toy(device)
     n, steps = 4000, 15
     prompt = torch.full((n, 1), BOS, device=device)
@@ -81,6 +80,7 @@ def test_exact_non_termination_matches_sampling(device):
             decoding_transition_matrix(log_probs, top_k, None, EOS, consistent), BOS, EOS, steps)[-1]
         empirical = 1 - finished.double().mean()
         sigma = math.sqrt(max(exact * (1 - exact), 1e-12) / n)
+        # binomial count: |z| > 5 has probability < 6e-7 (normal tail; n p (1 - p) >= 190 here), any stream
         assert abs(empirical - exact) <= 5 * sigma + 1e-12
 
 
@@ -100,9 +100,78 @@ def test_beam_search_with_huge_beam_is_exact_search(device):
     assert score == pytest.approx(best_score, abs=1e-12)
 
 
+def test_beam_search_with_one_beam_is_greedy_on_the_looping_toy(device):
+    """The article's point: deterministic decoding need not stop. One beam = greedy = “不错不错…”."""
+    _, next_logits = toy(device)
+    prompt = torch.tensor([BOS], device=device)
+    greedy, finished = greedy_decode(next_logits, prompt[None], 30, EOS)
+    tokens, score, beam_finished = beam_search(next_logits, prompt, 30, EOS, beam_size=1)
+    assert not finished.any() and not beam_finished  # eos (p = 0.05) is never the argmax in the loop
+    assert tokens.tolist() == greedy[0].tolist()
+    log_probs, _ = toy("cpu")
+    expected = sum(float(log_probs[a, b]) for a, b in zip(tokens.tolist(), tokens.tolist()[1:]))
+    assert score == pytest.approx(expected, abs=1e-9)
+
+
+def test_beam_search_with_one_beam_equals_greedy_on_random_models(device, generator):
+    """On random bigram models, beam size 1 ends (or not) exactly where greedy does, with its tokens."""
+    vocab = 7
+    for _ in range(40):
+        log_probs = (3 * torch.randn(vocab, vocab, generator=generator, dtype=torch.float64)).log_softmax(-1)
+        log_probs = log_probs.to(device)
+        next_logits = (lambda lp: (lambda tokens: lp[tokens[:, -1]]))(log_probs)
+        start = int(torch.randint(2, vocab, (1,), generator=generator))
+        prompt = torch.tensor([start], device=device)
+        greedy, finished = greedy_decode(next_logits, prompt[None], 12, EOS)
+        tokens, _, beam_finished = beam_search(next_logits, prompt, 12, EOS, beam_size=1)
+        assert beam_finished == bool(finished[0])
+        if beam_finished:  # greedy pads with eos after the first one
+            assert tokens.tolist() == greedy[0, :tokens.numel()].tolist() and tokens[-1] == EOS
+        else:
+            assert tokens.tolist() == greedy[0].tolist()
+
+
+def test_beam_search_accepts_eos_only_from_the_top_k(device):
+    """Two beams; eos is the 3rd best extension at step 1, so it must not end a hypothesis there."""
+    probs = torch.tensor([
+        # <bos> <eos>  a     b
+        [0.00, 0.20, 0.45, 0.35],  # <bos>: eos ranks 3rd
+        [0.00, 1.00, 0.00, 0.00],  # <eos>
+        [0.00, 0.90, 0.05, 0.05],  # a: eos best
+        [0.00, 0.90, 0.05, 0.05],  # b
+    ], dtype=torch.float64, device=device)
+    next_logits = (lambda tokens: probs.log()[tokens[:, -1]])
+    tokens, score, finished = beam_search(next_logits, torch.tensor([BOS], device=device), 5, EOS, beam_size=2)
+    assert finished and tokens.tolist() == [BOS, 2, EOS]  # log(0.45 * 0.9) = -0.904 > log(0.2) = -1.609
+    # with one step only, the top-2 are a and b: nothing has ended, eos (p = 0.2) was outside the top 2
+    tokens, score, finished = beam_search(next_logits, torch.tensor([BOS], device=device), 1, EOS, beam_size=2)
+    assert not finished and tokens.tolist() == [BOS, 2] and score == pytest.approx(math.log(0.45))
+    with pytest.raises(ValueError):
+        beam_search(next_logits, torch.tensor([BOS], device=device), 1, EOS, beam_size=0)
+
+
+def test_sampling_on_device_matches_cpu(device, seed):
+    """A CPU generator gives the same sampled tokens whichever device runs the model."""
+    results = []
+    for where in ("cpu", device):
+        _, next_logits = toy(where)
+        prompt = torch.full((64, 1), BOS, device=where)
+        tokens, finished = sample_decode(next_logits, prompt, 20, eos=EOS, top_k=2, consistent=True,
+                                         generator=torch.Generator().manual_seed(seed))
+        assert tokens.device.type == torch.device(where).type
+        results.append((tokens.cpu(), finished.cpu()))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    # and the draw depends on the generator alone
+    torch.manual_seed(seed + 1)
+    _, next_logits = toy("cpu")
+    again, _ = sample_decode(next_logits, torch.full((64, 1), BOS), 20, eos=EOS, top_k=2, consistent=True,
+                             generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(again, results[0][0])
+
+
 def test_self_terminating_is_a_distribution_with_growing_eos(device, generator):
     epsilon = 0.1
-    logits = torch.randn(4, 30, 7, generator=generator, device=device, dtype=torch.float64) * 3
+    logits = torch.randn(4, 30, 7, generator=generator, dtype=torch.float64).to(device) * 3
     logits[..., EOS] += 6  # a model that strongly wants to continue
     log_probs = self_terminating_log_probs(logits, EOS, epsilon)
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(4, 30, dtype=torch.float64, device=device),

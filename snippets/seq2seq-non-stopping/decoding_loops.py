@@ -8,7 +8,7 @@ from spaces_code.decoding import (beam_search, bigram_lm, continue_logits, decod
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same draws whichever device runs the model
 vocab, log_probs = looping_toy_model(device)
 BOS, EOS = 0, 1
 model = bigram_lm(log_probs)
@@ -26,8 +26,8 @@ def text(tokens):
 prompt = torch.full((1, 1), BOS, device=device)
 tokens, _ = greedy_decode(next_logits, prompt, 12, eos=EOS)
 print(f"{'greedy':<22}{text(tokens[0])}")
-for beam_size in (1, 5):
-    tokens, score, _ = beam_search(next_logits, prompt[0], 30, EOS, beam_size)
+for beam_size in (1, 5):  # one beam is greedy search: eos ends a hypothesis only from within the top k
+    tokens, score, _ = beam_search(next_logits, prompt[0], 12, EOS, beam_size)
     print(f"{f'beam, size {beam_size}':<22}{text(tokens)}   log p = {score:.3f}")
 
 rules = {  # name: (top_k, top_p, consistent, line style of the figure)
