@@ -29,13 +29,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spaces_code.sinusoidal import sinusoidal_frequencies
 
-def rope_frequencies(d: int, base: float = 10000.0, device: torch.device | str | None = None) -> Tensor:
-    """:math:`\\theta_i = \\mathrm{base}^{-2i/d}` for ``i = 0 .. d/2-1``, float64, shape ``(d/2,)``."""
-    if d % 2:
-        raise ValueError(f"RoPE needs an even dimension d, got d={d}")
-    # $\theta_i = 10000^{-2i/d}$
-    return base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+# RoPE rotates by the Sinusoidal encoding's frequencies $\theta_i = 10000^{-2i/d}$: one definition.
+rope_frequencies = sinusoidal_frequencies
 
 
 def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
