@@ -2,6 +2,7 @@
 #
 #   make serve   set up .venv, execute the snippets, build and serve the site on http://127.0.0.1:8000
 #   make test    set up .venv (and Debian's chromium if missing), run the whole test suite
+#   make test-fast   the fast tier: everything but the builds and the browser (seconds, not minutes)
 #
 # The set-up is done once: .venv/.spaces-installed is its stamp, redone when pyproject.toml changes.
 # `make build` (strict build into site/) is what the CI workflows publish.
@@ -18,30 +19,27 @@ SITE   ?= site
 export NO_MKDOCS_2_WARNING := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help serve test build chromium test-seeds test-shuffled
+.PHONY: help serve test test-fast build chromium test-seeds test-shuffled
 
 help:
 	@echo "make serve   set up, build and serve the site locally (http://127.0.0.1:8000)"
 	@echo "make test    set up and run all tests (installs Debian's chromium if missing)"
+	@echo "make test-fast      the fast tier: all tests but the builds (marker slow) and the browser"
 	@echo "make test-seeds     the tests that draw random numbers, with 20 seeds (SEEDS=\"...\" to choose)"
 	@echo "make test-shuffled  the tests but builds and browser, in 3 shuffled orders"
 
 serve: $(STAMP)
-	@if [ -f scripts/build.py ]; then \
-		$(BIN)/python scripts/build.py --serve; \
-	else \
-		$(BIN)/mkdocs serve; \
-	fi
+	$(BIN)/spaces serve
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
+# The fast tier: unit tests of the engine and the modules, validation, no site build, no browser.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
 build: $(STAMP)
-	@if [ -f scripts/build.py ]; then \
-		$(BIN)/python scripts/build.py --site-dir $(SITE); \
-	else \
-		$(BIN)/mkdocs build --strict --site-dir $(SITE); \
-	fi
+	$(BIN)/spaces build --site-dir $(SITE)
 
 # .venv with the project and its dev extra; venv first, virtualenv where venv is not available
 $(STAMP): pyproject.toml

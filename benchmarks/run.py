@@ -17,7 +17,7 @@ Scenarios, in this order, all in one run so that ratios compare like with like:
   cold build, run right after the first with ``--jobs 1``, over that of the first (``--jobs N``).
   Timing-dependent snippets run one at a time in both (by design), and count in both.
 - ``warm_seconds`` / ``plain_mkdocs_seconds``: a rebuild with nothing changed, and ``mkdocs build`` of
-  the same tree with the execution hook (``scripts/hooks/snippets.py``) taken out of ``mkdocs.yml``,
+  the same tree with the execution plugin (``- spaces:``) taken out of ``mkdocs.yml``,
   i.e. the same site without snippet outputs, notebooks, module pages and run report (mkdocs-jupyter
   stays configured, with nothing to convert). Each is run ``--repeat`` times, alternating, after one
   untimed run each; medians are reported. ``warm_over_plain`` is the median of the ratios of each warm
@@ -42,7 +42,6 @@ import argparse
 import datetime as dt
 import gzip
 import http.server
-import importlib.util
 import json
 import os
 import platform
@@ -62,11 +61,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_synthetic():
-    """benchmarks/synthetic.py, imported by path (this folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("spaces_bench_synthetic", REPO / "benchmarks" / "synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    """benchmarks/synthetic.py: a sibling module (``python benchmarks/run.py``) or a submodule
+    (``import benchmarks.run`` from the repository root, as the tests do)."""
+    if __package__:
+        from . import synthetic as module
+    else:
+        import synthetic as module
     return module
 
 
@@ -78,7 +78,7 @@ SKIP_ANY = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 EXEC_LINE = re.compile(r"Snippets: executed (\d+) in ([0-9.]+) s with (\d+) jobs")
 CACHE_CHECK = re.compile(r"Snippets: \d+ found, .*\(cache check ([0-9.]+) s\)")
 PLAIN_CONFIG = "mkdocs-plain.yml"
-HOOK_LINE = "scripts/hooks/snippets.py"
+PLUGIN_LINE = "- spaces:"  # the execution plugin's entry in mkdocs.yml
 TOUCH = "\n# benchmarks/run.py: touched\n"
 
 
@@ -225,13 +225,19 @@ def copy_project(dest: Path, exclude: tuple[str, ...] = ()) -> Path:
 
 
 def write_plain_config(project: Path) -> Path:
-    """``mkdocs.yml`` without the execution hook: the same site minus what the snippets add."""
+    """``mkdocs.yml`` without the execution plugin (``- spaces:`` and its options): the same site
+    minus what the snippets add."""
     lines = (project / "mkdocs.yml").read_text(encoding="utf-8").splitlines(keepends=True)
-    hook = [line for line in lines if HOOK_LINE in line and line.lstrip().startswith("-")]
-    if len(hook) != 1:
-        raise SystemExit(f"benchmarks/run.py: expected one '- {HOOK_LINE}' line in mkdocs.yml")
+    starts = [i for i, line in enumerate(lines) if line.strip() == PLUGIN_LINE]
+    if len(starts) != 1:
+        raise SystemExit(f"benchmarks/run.py: expected one '{PLUGIN_LINE}' line in mkdocs.yml")
+    start = end = starts[0]
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    while end + 1 < len(lines) and (not lines[end + 1].strip()
+                                    or len(lines[end + 1]) - len(lines[end + 1].lstrip()) > indent):
+        end += 1
     path = project / PLAIN_CONFIG
-    path.write_text("".join(line for line in lines if line is not hook[0]), encoding="utf-8")
+    path.write_text("".join(lines[:start] + lines[end + 1:]), encoding="utf-8")
     return path
 
 

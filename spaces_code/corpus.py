@@ -48,31 +48,17 @@ class Post:
     text: str
 
 
-def split_front_matter(markdown: str) -> tuple[dict[str, list[str] | str], str]:
-    """Split ``---``-delimited front matter from the body.
+def split_front_matter(markdown: str) -> tuple[dict, str]:
+    """Split the YAML front matter from the body, with the archive's one parser (``spaces_build.parsing``).
 
-    Only the flat ``key: value`` and ``key:`` + ``- item`` forms used by the posts are parsed, which
-    keeps the core package free of a YAML dependency. Returns ``(fields, body)``; the body is the text
-    up to (not including) the ``<!-- more -->`` line when there is one, with image placeholders
-    reduced to their captions and the read-more link removed.
+    Returns ``(fields, body)``; the body is the text up to (not including) the ``<!-- more -->`` line
+    when there is one, with image placeholders reduced to their captions and the read-more link removed.
     """
-    fields: dict[str, list[str] | str] = {}
-    body = markdown
-    if markdown.startswith("---\n"):
-        end = markdown.find("\n---\n", 4)
-        if end < 0:
-            raise ValueError("front matter opened with '---' but never closed")
-        key = None
-        for line in markdown[4:end].splitlines():
-            if line.startswith("- ") and key is not None:
-                items = fields.setdefault(key, [])
-                if isinstance(items, list):
-                    items.append(line[2:].strip())
-            elif ":" in line:
-                key, _, value = line.partition(":")
-                key, value = key.strip(), value.strip()
-                fields[key] = value if value else []
-        body = markdown[end + len("\n---\n"):]
+    from spaces_build import parsing
+
+    if markdown.startswith("---") and not parsing.front_matter(markdown).present:
+        raise ValueError("front matter opened with '---' but never closed")
+    fields, body = parsing.split(markdown)
     more = body.find(MORE_MARKER)
     if more >= 0:
         body = body[:more]
@@ -87,8 +73,8 @@ def read_posts(posts_dir: Path = POSTS_DIR) -> list[Post]:
     for path in sorted(posts_dir.glob("*.md")):
         fields, body = split_front_matter(path.read_text(encoding="utf-8"))
         posts.append(Post(slug=path.stem,
-                          categories=tuple(fields.get("categories") or ()),
-                          tags=tuple(fields.get("tags") or ()),
+                          categories=tuple(map(str, fields.get("categories") or ())),
+                          tags=tuple(map(str, fields.get("tags") or ())),
                           text=body))
     if not posts:
         raise FileNotFoundError(f"no posts found under {posts_dir}")

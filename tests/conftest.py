@@ -94,16 +94,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def built_site(tmp_path_factory) -> Path:
     """The site, built once, strictly, into a temporary folder; returns that folder.
 
-    Uses ``scripts/build.py`` (which executes stale snippets, then runs ``mkdocs build --strict``)
-    when it exists, else plain ``mkdocs build --strict``. A failed build fails every site test with
-    the build's output; the full log is written beside the folder (``<folder>.log``).
+    Uses ``spaces build`` (which executes stale snippets, then builds with ``--strict``). A failed build
+    fails every site test with the build's output; the full log is written beside the folder
+    (``<folder>.log``).
     """
     site = tmp_path_factory.mktemp("site")
     before = _read_posts()
-    if (REPO_ROOT / "scripts" / "build.py").exists():
-        cmd = [sys.executable, "scripts/build.py", "--site-dir", str(site)]
-    else:
-        cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    cmd = [sys.executable, "-m", "spaces_build.cli", "build", "--site-dir", str(site)]
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)

@@ -1,6 +1,7 @@
 """A small, real copy of the project for build tests (validation, kill -9, reproducibility, the
-contributor path): the real ``mkdocs.yml``, hooks, scripts, taxonomy and overrides, and three real
-posts with their snippets, modules and tests:
+contributor path): the real ``mkdocs.yml`` (its ``spaces`` plugins come from the installed package
+``spaces_build``), scripts, taxonomy and overrides, and three real posts with their snippets, modules
+and tests:
 
 - ``exp-even-taylor-positive``: a snippet that draws a figure;
 - ``multiprocess-speedup``: the timing-dependent word-count snippet (``# spaces: timing-dependent``);
@@ -41,8 +42,6 @@ def make(dest: Path) -> Path:
         shutil.copytree(REPO / rel, dest / rel, ignore=_IGNORE)
     for path in (REPO / "scripts").glob("*.py"):
         _copy(path, dest / "scripts" / path.name)
-    for path in (REPO / "scripts" / "hooks").glob("*.py"):
-        _copy(path, dest / "scripts" / "hooks" / path.name)
     for slug in POSTS:
         _copy(REPO / "docs" / "posts" / f"{slug}.md", dest / "docs" / "posts" / f"{slug}.md")
         shutil.copytree(REPO / "snippets" / slug, dest / "snippets" / slug, ignore=_IGNORE)
@@ -65,11 +64,11 @@ def clean_env() -> dict[str, str]:
 
 
 def build_cmd(*args: str) -> list[str]:
-    return [sys.executable, "scripts/build.py", "--jobs", "2", "--device", "cpu", *args]
+    return [sys.executable, "-m", "spaces_build.cli", "build", "--jobs", "2", "--device", "cpu", *args]
 
 
 def build(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python scripts/build.py --jobs 2 --device cpu ARGS`` in ``project``, as a contributor runs it."""
+    """``spaces build --jobs 2 --device cpu ARGS`` in ``project``, as a contributor runs it."""
     return subprocess.run(build_cmd(*args), cwd=project, env=clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 

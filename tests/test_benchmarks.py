@@ -1,13 +1,12 @@
 """The benchmark suite must not rot: its synthetic archive validates and builds, its helpers hold.
 
 No timings are asserted here (benchmarks/RESULTS.md holds the measured numbers): only that the
-generator of ``benchmarks/synthetic.py`` produces a project that ``scripts/validate.py`` accepts and
-``scripts/build.py`` builds strictly, with one executed snippet per article, and that the pieces of
+generator of ``benchmarks/synthetic.py`` produces a project that ``spaces validate`` accepts and
+``spaces build`` builds strictly, with one executed snippet per article, and that the pieces of
 ``benchmarks/run.py`` that the full run depends on behave.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,21 +15,11 @@ from pathlib import Path
 
 import pytest
 
+import benchmarks.run as bench  # the repository root is on pytest's pythonpath (pyproject.toml)
+from spaces_build import validation as validate
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(path: str, name: str):
-    """Import a script of the repository under a name of our own (no sys.path changes)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("benchmarks/run.py", "spaces_bench_run")
 synthetic = bench.synthetic  # benchmarks/synthetic.py, as the suite imports it
-validate = _load("scripts/validate.py", "spaces_bench_validate")
 
 ARTICLES = 4
 
@@ -62,6 +51,7 @@ def test_synthetic_archive_has_what_the_scale_benchmark_counts(archive):
     assert _tree(again) == _tree(archive)
 
 
+@pytest.mark.slow
 def test_synthetic_archive_builds_with_one_executed_snippet_per_article(archive, tmp_path):
     site = tmp_path / "site"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
@@ -80,13 +70,23 @@ def test_synthetic_archive_builds_with_one_executed_snippet_per_article(archive,
     assert page.count('class="arithmatex"') >= 5
 
 
-def test_plain_config_drops_only_the_execution_hook(tmp_path):
+def test_plain_config_drops_only_the_execution_plugin(tmp_path):
+    from mkdocs.utils.yaml import yaml_load
+
     (tmp_path / "mkdocs.yml").write_text((REPO / "mkdocs.yml").read_text(encoding="utf-8"), encoding="utf-8")
-    plain = bench.write_plain_config(tmp_path).read_text(encoding="utf-8").splitlines()
-    full = (REPO / "mkdocs.yml").read_text(encoding="utf-8").splitlines()
-    assert [line for line in full if line not in plain] == [
-        line for line in full if bench.HOOK_LINE in line and line.lstrip().startswith("-")]
-    assert len(full) - len(plain) == 1 and any("scripts/hooks/site.py" in line for line in plain)
+    plain_text = bench.write_plain_config(tmp_path).read_text(encoding="utf-8")
+    full_text = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+
+    def plugins(text):
+        return [p if isinstance(p, str) else next(iter(p)) for p in yaml_load(text)["plugins"]]
+
+    assert "spaces" in plugins(full_text) and "spaces-site" in plugins(full_text)
+    assert plugins(plain_text) == [p for p in plugins(full_text) if p != "spaces"]
+    full, plain = full_text.splitlines(), plain_text.splitlines()
+    start = full.index("  - spaces:")
+    removed = full[start:start + len(full) - len(plain)]
+    assert full[:start] + full[start + len(removed):] == plain  # one block, nothing else
+    assert all(line.startswith("      ") or not line.strip() for line in removed[1:])  # its options
 
 
 def test_module_to_touch_is_shared_but_not_universal():

@@ -1,8 +1,8 @@
-"""The build validates first: a broken article fails ``scripts/build.py`` (and a plain ``mkdocs build``)
+"""The build validates first: a broken article fails ``spaces build`` (and a plain ``mkdocs build``)
 with every problem named as ``path:line: message``, before any snippet runs.
 
 ``tests/test_validate.py`` checks the validator itself on each kind of fault; here each fault is
-injected into a temporary mini archive (``tests/mini_archive.py``: the real mkdocs.yml, hooks and
+injected into a temporary mini archive (``tests/mini_archive.py``: the real mkdocs.yml, plugins and
 taxonomy with three real posts) and the BUILD is run as a contributor runs it.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import mini_archive
+
+pytestmark = pytest.mark.slow
 
 MITCHELL = "docs/posts/mitchell-approximation.md"
 TAYLOR = "docs/posts/exp-even-taylor-positive.md"

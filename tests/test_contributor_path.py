@@ -22,6 +22,8 @@ import pytest
 
 import mini_archive
 
+pytestmark = pytest.mark.slow  # builds the mini archive
+
 MARK = "SPACES-" + "SCAFFOLD"  # spelled apart: validation flags the marker in any test file
 
 

@@ -1,9 +1,9 @@
-"""Tests of the execution engine (scripts/build.py, scripts/engine.py, scripts/run_snippet.py,
-scripts/hooks/snippets.py) on small temporary projects, independent of the 40 real posts.
+"""Builds of small temporary projects through the ``spaces`` plugin, independent of the 40 real posts.
 
-Each project is a tmp dir holding a tiny mkdocs.yml that uses the hook, one post, a few snippets and a
-tiny ``spaces_code`` package, plus copies of the engine's scripts. Builds run as subprocesses exactly
-as a user runs them: ``python scripts/build.py ...`` from the project root.
+Each project is a tmp dir holding a tiny mkdocs.yml that lists the plugin, one post, a few snippets
+and a tiny ``spaces_code`` package. Builds run as subprocesses exactly as a user runs them:
+``spaces build ...`` from the project root. Every test here builds a site: all are marked ``slow``;
+the engine's fast unit tests are in tests/test_spaces_build_*.py.
 """
 from __future__ import annotations
 
@@ -19,9 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from spaces_build.cache import Cache
+
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
-ENGINE_FILES = ["scripts/build.py", "scripts/engine.py", "scripts/engine_render.py", "scripts/run_snippet.py",
-                "scripts/hooks/snippets.py", "docs/stylesheets/snippets.css"]
+ENGINE_FILES = ["docs/stylesheets/snippets.css"]
+SPACES_PLUGIN = """\
+  - spaces:
+      validation: false   # a test project, not the archive: no posts schema
+"""
 
 MKDOCS_YML = """\
 site_name: Engine test
@@ -36,8 +43,7 @@ plugins:
       execute: false
       include_source: true
       cache_dir: .cache/mkdocs-jupyter
-hooks:
-  - scripts/hooks/snippets.py
+""" + SPACES_PLUGIN + """\
 extra_css:
   - stylesheets/snippets.css
 watch:
@@ -57,9 +63,9 @@ nav:
 """
 
 # Without mkdocs-jupyter (its import alone costs seconds): for the tests that need no notebook pages.
-# The hook then ships each notebook as a plain download.
-LIGHT_YML = MKDOCS_YML.replace(MKDOCS_YML[MKDOCS_YML.index("plugins:"):MKDOCS_YML.index("hooks:")],
-                               "plugins: []\n")
+# The plugin then ships each notebook as a plain download.
+LIGHT_YML = MKDOCS_YML.replace(MKDOCS_YML[MKDOCS_YML.index("plugins:"):MKDOCS_YML.index("extra_css:")],
+                               "plugins:\n" + SPACES_PLUGIN)
 
 POST = """\
 ---
@@ -146,10 +152,18 @@ def make_project(path: Path, files: dict[str, str] = FILES, mkdocs_yml: str = MK
     return path
 
 
+SPACES = [sys.executable, "-m", "spaces_build.cli"]
+
+
 def build(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
-    return subprocess.run([sys.executable, "scripts/build.py", "--jobs", "2", *args], cwd=project,
+    return subprocess.run([*SPACES, "build", "--jobs", "2", *args], cwd=project,
                           env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def cached(project: Path) -> set[str]:
+    """The snippets that have an entry in the project's cache."""
+    return {entry.snippet for entry in Cache(project).all_entries()}
 
 
 def executions(project: Path, site: str = "site") -> dict[str, dict]:
@@ -415,8 +429,8 @@ def test_failing_snippet_fails_the_build_and_names_it(tmp_path):
     assert "snippets/demo/bad.py:5: ZeroDivisionError: division by zero" in err
     assert "article: demo (docs/posts/demo.md)" in err
     assert 'File "snippets/demo/bad.py", line 8' in err  # the traceback, relative to the repository
-    assert "run_snippet" not in err and "runpy" not in err
-    assert not (project / ".cache/snippets/demo/bad.json").exists()  # failures are never cached
+    assert "runner.py" not in err and "runpy" not in err
+    assert "snippets/demo/bad.py" not in cached(project)  # failures are never cached
     assert not (project / "site/posts/demo/index.html").exists()  # nothing published
 
 
@@ -460,7 +474,7 @@ def _runners_of(project: Path) -> list[int]:
             cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "run_snippet.py" in cmdline and str(project) in cmdline and _alive(int(proc_dir.name)):
+        if "spaces_build/runner.py" in cmdline and str(project) in cmdline and _alive(int(proc_dir.name)):
             found.append(int(proc_dir.name))
     return found
 
@@ -502,43 +516,6 @@ def test_two_clean_builds_give_identical_outputs(warm_project, tmp_path):
     assert page(first, "code/util/index.html") == page(second, "code/util/index.html")
 
 
-def test_helpers_find_whole_snippet_blocks_and_clean_output():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import engine
-    finally:
-        sys.path.pop(0)
-    md = textwrap.dedent('''\
-        ```python
-        --8<-- "snippets/a/one.py"
-        ```
-
-        ````markdown
-        ```python
-        --8<-- "snippets/a/inside_example.py"
-        ```
-        ````
-
-        ```python
-        --8<-- "snippets/a/two.py"
-        print("extra line")
-        ```
-
-        ```python
-        --8<-- "snippets/a/lines.py:1:3"
-        ```
-
-            ~~~
-            --8<-- 'snippets/a/indented.py'
-            ~~~
-        ''')
-    assert [i.snippet for i in engine.find_includes(md)] == ["snippets/a/one.py", "snippets/a/indented.py"]
-    assert engine.is_timing_dependent("#!/usr/bin/env python\n# spaces: timing-dependent\nimport time\n")
-    assert not engine.is_timing_dependent("x = 1\n" * 20 + "# spaces: timing-dependent\n")
-    # Output reads as on a terminal: colours dropped, a redrawn line keeps its last state.
-    assert engine._decode(b"\x1b[31mred\x1b[0m\r\n10%\r50%\r100%\ndone", []) == "red\n100%\ndone"
-
-
 def test_build_killed_midway_leaves_a_usable_cache(tmp_path):
     files = dict(FAILING, **{
         "snippets/demo/ok.py": 'print("quick")\n',
@@ -546,19 +523,18 @@ def test_build_killed_midway_leaves_a_usable_cache(tmp_path):
     })
     project = make_project(tmp_path / "p", files, LIGHT_YML)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
-    proc = subprocess.Popen([sys.executable, "scripts/build.py", "--jobs", "2"], cwd=project, env=env,
+    proc = subprocess.Popen([*SPACES, "build", "--jobs", "2"], cwd=project, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    entry = project / ".cache/snippets/demo/ok.json"
     deadline = time.monotonic() + 120
-    while not entry.exists() and time.monotonic() < deadline:
+    while "snippets/demo/ok.py" not in cached(project) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert entry.exists()
+    assert "snippets/demo/ok.py" in cached(project)
     proc.kill()  # kill -9 while bad.py sleeps
     proc.wait()
     time.sleep(1)
     assert not _runners_of(project)  # the snippet died with the build (parent-death signal)
     # A torn leftover of an interrupted write must not matter either.
-    (project / ".cache/snippets/demo/.bad.json.123.tmp").write_text('{"schema": 1, "snip')
+    (project / ".cache/snippets/.0123abcd.json.123.tmp").write_text('{"schema": 2, "snip')
     done = build(project)
     assert done.returncode == 0, done.stderr
     assert executed(project) == {"snippets/demo/bad.py"}
@@ -609,7 +585,7 @@ def test_serve_reruns_what_an_edit_affects(warm_project, tmp_path):
     project = copy_project(warm_project[0], tmp_path / "copy")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
-    server = subprocess.Popen([sys.executable, "scripts/build.py", "--serve", "--dev-addr", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([*SPACES, "serve", "--dev-addr", f"127.0.0.1:{port}"],
                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}/posts/demo/"

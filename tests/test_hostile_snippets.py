@@ -7,7 +7,7 @@
   ``PermissionError``; an uncaught one fails the build with the snippet's path and line.
 - A write the runner cannot see (a child process, a C library) is refused by the kernel where it
   offers Landlock (the repository is read-only for the snippet's whole process tree); elsewhere
-  (``SPACES_SANDBOX=off`` here) it is caught by comparing the repository before and after: the build
+  (``spaces build --sandbox off`` here) it is caught by comparing the repository before and after: the build
   fails naming the file and the snippet, and keeps failing until it is fixed.
 - A figure carrying a script, an event handler or an external reference is never published.
 - Output that looks like HTML, megabytes on a single line included, is shown as text (and on the real
@@ -18,7 +18,6 @@ truncation of 2.6 MB of lines with its note, the timeout with its path.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -29,26 +28,19 @@ from pathlib import Path
 import pytest
 
 import mini_archive
-from test_engine import LIGHT_YML, build, make_project, output_div, page
+from spaces_build.runner import landlock_abi
+from test_engine import LIGHT_YML, SPACES, build, cached, make_project, output_div, page
 
+pytestmark = pytest.mark.slow
 
-def _engine():
-    spec = importlib.util.spec_from_file_location("engine_for_tests", mini_archive.REPO / "scripts" / "engine.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-LANDLOCK = _engine().landlock_abi() > 0
+LANDLOCK = landlock_abi() > 0
 needs_landlock = pytest.mark.skipif(not LANDLOCK, reason="the kernel offers no Landlock here")
 
 
 def build_without_sandbox(project: Path, *args: str) -> subprocess.CompletedProcess:
     """A build as on a machine without Landlock: the repository is compared before and after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
-    env["SPACES_SANDBOX"] = "off"
-    return subprocess.run([sys.executable, "scripts/build.py", "--jobs", "2", *args], cwd=project, env=env,
+    return subprocess.run([*SPACES, "build", "--jobs", "2", "--sandbox", "off", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
 
 POST_HEAD = "---\ntitle: 演示\nslug: demo\n---\n# 演示\n\n"
@@ -156,7 +148,7 @@ def test_an_uncaught_write_fails_the_build_with_path_and_line(tmp_path):
             "(open); it runs in a temporary working directory: write there, e.g. open('out.txt', 'w'): "
             "'spaces_code/evil.py'") in proc.stderr, proc.stderr
     assert not (project / "spaces_code/evil.py").exists()
-    assert not (project / ".cache/snippets/demo/evil.json").exists()
+    assert "snippets/demo/evil.py" not in cached(project)
 
 
 @needs_landlock
@@ -204,8 +196,8 @@ def test_a_write_by_a_child_process_fails_the_build_naming_the_snippet(tmp_path)
     assert "  data/keep.txt (modified)\n" in err and "  spaces_code/planted.py (created)\n" in err
     blame = re.findall(r"changed while running: (.*)", err)
     assert blame == ["snippets/demo/shell.py"], err  # with --jobs 1, exactly the culprit
-    assert not (project / ".cache/snippets/demo/shell.json").exists()  # not cached ...
-    assert (project / ".cache/snippets/demo/fine.json").exists()
+    assert "snippets/demo/shell.py" not in cached(project)  # not cached ...
+    assert "snippets/demo/fine.py" in cached(project)
     assert not (project / "site/posts/demo/index.html").exists()  # ... and nothing published
     # Still there on the next build: the snippet runs again (it is not in the cache) and is caught again.
     again = build_without_sandbox(project, "--jobs", "1")

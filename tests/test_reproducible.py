@@ -3,8 +3,8 @@ real configuration with three real posts: two figures and the timing-dependent w
 
 - Two clean builds from nothing give identical snippet outputs (text and figure bytes) and identical
   site files, except the declared timing-dependent output, the run report's measurements and the
-  feeds' / sitemap's build time (``scripts/check_reproducible.py`` defines the comparison and runs
-  it on the whole archive).
+  feeds' / sitemap's build time (``spaces_build.reproducible`` defines the comparison and
+  ``spaces check-reproducible`` runs it on the whole archive).
 - A build killed with SIGKILL at different moments (MkDocs starting, validation, a snippet running,
   pages being written) leaves a cache in which every entry is whole; the next build succeeds and
   produces the same pages and cache entries as a clean build.
@@ -12,7 +12,6 @@ real configuration with three real posts: two figures and the timing-dependent w
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,18 +23,12 @@ from pathlib import Path
 import pytest
 
 import mini_archive
+from spaces_build import reproducible as check
+from spaces_build.cache import Cache, CacheEntry
+
+pytestmark = pytest.mark.slow
 
 REPO = mini_archive.REPO
-
-
-def _load_checker():
-    spec = importlib.util.spec_from_file_location("check_reproducible", REPO / "scripts" / "check_reproducible.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load_checker()
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +81,9 @@ def test_the_comparison_excludes_the_timing_output_and_nothing_else(clean_builds
     a, b = clean_builds
     c = Path(shutil.copytree(b, tmp_path / "c"))
     # Another measurement of the timing snippet, in its cache entry and on every page showing it.
-    entry_path = c / ".cache/snippets/multiprocess-speedup/word_count.json"
+    cache = Cache(c)
+    entry_path = next(p for p in cache.entries.glob("*.json")
+                      if CacheEntry.from_json(p.read_bytes()).snippet == mini_archive.TIMING_SNIPPET)
     entry = json.loads(entry_path.read_text(encoding="utf-8"))
     line = next(ln for ln in entry["output"].splitlines() if ln.startswith("serial ") and ln.endswith(" s"))
     entry["output"] = entry["output"].replace(line, "serial     9.99 s")
@@ -124,7 +119,7 @@ def _runner_alive(project: Path) -> bool:
             state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if "run_snippet.py" in cmdline and str(project) in cmdline and state not in ("Z", "X"):
+        if "spaces_build/runner.py" in cmdline and str(project) in cmdline and state not in ("Z", "X"):
             return True
     return False
 
@@ -217,8 +212,8 @@ def test_kill_9_at_any_moment_then_the_next_build_is_the_clean_one(clean_builds,
         assert not _runner_alive(project), f"{name}: a snippet outlived the killed build"
         _assert_cache_is_whole(project)
     # Leftovers of interrupted writes, as a kill inside atomic_write leaves them.
-    torn = project / ".cache/snippets/mitchell-approximation/.mitchell_demo.json.k9x.tmp"
-    torn.write_text('{"schema": 1, "snippet": "snippets/mitch', encoding="utf-8")
+    torn = project / ".cache/snippets/.0123abcd.json.k9x.tmp"
+    torn.write_text('{"schema": 2, "snippet": "snippets/mitch', encoding="utf-8")
     old = project / ".cache/snippet-figures/.0123.svg.old.tmp"
     old.write_text("<svg", encoding="utf-8")
     os.utime(old, (time.time() - 3600, time.time() - 3600))

@@ -7,7 +7,6 @@ against the seeds: not one paragraph, formula or ``<eos>`` lost on the way from 
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
 import subprocess
 import sys
@@ -28,10 +27,9 @@ FULLWIDTH = str.maketrans("：？，（）！；", ":?,()!;")
 
 
 def _load_check_fidelity():
-    spec = importlib.util.spec_from_file_location("check_fidelity", ROOT / "scripts" / "check_fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from spaces_build import fidelity
+
+    return fidelity
 
 
 def page(site, slug: str) -> str:
@@ -288,8 +286,7 @@ def _mini_project(tmp_path, category: str, tag: str):
         plugins:
           - blog: {{blog_dir: .}}
           - tags
-        hooks:
-          - {ROOT / 'scripts' / 'hooks' / 'site.py'}
+          - spaces-site
         """), encoding="utf-8")
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -316,14 +313,13 @@ def test_category_outside_the_allow_list_fails_the_build(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# the hook's escaping of <word> tokens (no build)
+# the escaping of <word> tokens (no build): the Markdown extension spaces_build.pseudotags
 
 
 def _hook():
-    spec = importlib.util.spec_from_file_location("site_hook", ROOT / "scripts" / "hooks" / "site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from spaces_build import pseudotags
+
+    return pseudotags
 
 
 @pytest.mark.parametrize("source,expected", [

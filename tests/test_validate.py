@@ -1,4 +1,4 @@
-"""scripts/validate.py: each kind of bad or hostile input is named with its file, line and fix.
+"""spaces validate (spaces_build.validation): each kind of bad or hostile input is named with its file, line and fix.
 
 Every test copies the parts of the project validation reads into a temporary folder, injects one
 fault, and asserts the exact outcome. The real tree must validate cleanly.
@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import validate  # noqa: E402
+from spaces_build import validation as validate  # noqa: E402
 
 POST = "docs/posts/flow-nice.md"
 

@@ -1,30 +1,31 @@
-"""Rendering for the execution engine: pure functions of the build's records (no I/O but reads).
+"""Rendering of the build's records: pure functions (no I/O), no MkDocs.
 
 The output ``<div class="snippet-output">`` shown after a snippet's code, the executions table and
-``executions.json``, the per-article Jupyter notebooks and the ``code/<module>.md`` pages. Used by
-``scripts/hooks/snippets.py``; the records and posts come from ``scripts/engine.py``.
+``executions.json``, and the ``code/<module>.md`` pages. Notebooks are in ``spaces_build.notebooks``.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import html
 import json
-import platform
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only for annotations: this module never imports the engine
-    from engine import BuildState, Cache, Post, Record
+from .cache import CacheEntry
+
+if TYPE_CHECKING:  # only for annotations
+    from .discovery import Post
+    from .engine import BuildState
+    from .executor import Record
 
 TIMING_NOTE = "注意：这段代码测量的是运行时间，结果取决于机器和负载，每次构建都会不同（不参与可重复性比较）。"
 
 
-def environment_line(entry: dict) -> str:
-    versions = entry.get("versions", {})
-    device = entry.get("device", "cpu")
-    if entry.get("device_name"):
-        device += f" ({entry['device_name']})"
+def environment_line(entry: CacheEntry) -> str:
+    versions = entry.versions or {}
+    device = entry.device or "cpu"
+    if entry.device_name:
+        device += f" ({entry.device_name})"
     parts = [f"设备 {device}", f"Python {versions.get('python')}"]
     if versions.get("torch"):
         parts.append(f"PyTorch {versions['torch']}")
@@ -37,6 +38,16 @@ def figure_src_uri(rel: str, index: int) -> str:
     """Where figure ``index`` (1-based) of a snippet lives in the site."""
     stem = rel.split("/", 1)[1][:-3]
     return f"snippet-outputs/{stem}-{index}.svg"
+
+
+def output_text(entry: CacheEntry) -> str:
+    """What a snippet printed, with a note in the middle where it was truncated."""
+    text = entry.output
+    if entry.truncated:
+        omitted = entry.output_bytes - len(text.encode()) - len(entry.output_tail.encode())
+        text = (text + f"\n\n[… 输出过长：共 {entry.output_bytes:,} 字节，中间省略约 {max(omitted, 0):,} 字节 …]\n\n"
+                + entry.output_tail)
+    return text
 
 
 def render_output(record: Record, figure_urls: list[str]) -> str:
@@ -53,18 +64,15 @@ def render_output(record: Record, figure_urls: list[str]) -> str:
                 f'{e(str(err.get("message", "")))}</p>\n'
                 f'<pre class="snippet-output-text"><code>{e(record.output, quote=False)}</code></pre>\n</div>')
     entry = record.entry
-    if entry.get("timing_dependent"):
+    if entry.timing_dependent:
         attrs += ' data-timing-dependent="true"'
     parts = [f"<div {attrs}>", f'<p class="snippet-output-meta">{e(environment_line(entry))}</p>']
-    if entry.get("timing_dependent"):
+    if entry.timing_dependent:
         parts.append(f'<p class="snippet-output-note">{e(TIMING_NOTE)}</p>')
-    text = entry.get("output", "")
-    if entry.get("truncated"):
-        omitted = entry["output_bytes"] - len(text.encode()) - len(entry.get("output_tail", "").encode())
-        text = (text + f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，中间省略约 {max(omitted, 0):,} 字节 …]\n\n"
-                + entry.get("output_tail", ""))
+    text = output_text(entry)
+    if entry.truncated:
         parts.append(f'<p class="snippet-output-note snippet-output-truncated">输出过长（共 '
-                     f'{entry["output_bytes"]:,} 字节），已截断：只显示开头和结尾。</p>')
+                     f'{entry.output_bytes:,} 字节），已截断：只显示开头和结尾。</p>')
     if text.strip():
         parts.append(f'<pre class="snippet-output-text"><code>{e(text.rstrip(), quote=False)}</code></pre>')
     for i, url in enumerate(figure_urls, start=1):
@@ -78,7 +86,7 @@ def executions_json(state: BuildState) -> str:
     rows = []
     for rel in sorted(state.records):
         r = state.records[rel]
-        entry = r.entry or {}
+        entry = dataclasses.asdict(r.entry) if r.entry is not None else {}
         rows.append({
             "snippet": rel,
             "article": r.snippet.article,
@@ -113,7 +121,7 @@ def render_executions_table(state: BuildState, link_for) -> str:
     status_zh = {"ok": "成功", "failed": "失败", "timeout": "超时"}
     rows = []
     for r in records:
-        entry = r.entry or {}
+        entry = dataclasses.asdict(r.entry) if r.entry is not None else {}
         url = link_for(r)
         article = e(r.snippet.article or "-")
         if url:
@@ -143,71 +151,6 @@ def render_executions_table(state: BuildState, link_for) -> str:
         f'<td class="num">{total:.2f}</td><td class="num">{peak:.0f}</td><td></td><td></td></tr></tfoot>',
         "</table></div>",
     ])
-
-
-def notebook(article: str, post: Post | None, records: list[Record], cache: Cache,
-             article_url: str | None) -> str:
-    """A Jupyter notebook of an article's snippets with their cached outputs (no second execution)."""
-    title = post.title if post else article
-    intro = [f"# {title}：配套代码\n", "\n",
-             "本笔记本由构建自动生成：每个代码单元格是文章中的一段代码，输出是构建时实际运行得到的结果。\n"]
-    if article_url:
-        intro.append(f"\n文章页面：<{article_url}>\n")
-    if post and post.source_url:
-        intro.append(f"\n原文：<{post.source_url}>\n")
-    intro.append("\n要在本地重新运行，请在仓库根目录安装配套库：`pip install -e .`（代码依赖 `spaces_code`）。")
-    cells = [{"cell_type": "markdown", "metadata": {}, "source": intro}]
-    for n, record in enumerate(records, start=1):
-        entry = record.entry or {}
-        heading = f"`{record.snippet.rel}`"
-        if record.snippet.timing_dependent:
-            heading += f"\n\n{TIMING_NOTE}"
-        cells.append({"cell_type": "markdown", "metadata": {}, "source": _lines(heading)})
-        outputs = []
-        text = entry.get("output", "")
-        if entry.get("truncated"):
-            text += f"\n\n[… 输出过长：共 {entry['output_bytes']:,} 字节，已截断 …]\n\n" + entry.get("output_tail", "")
-        if text:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": _lines(text)})
-        if not record.ok:
-            outputs.append({"output_type": "stream", "name": "stderr", "text": _lines(record.output)})
-        for sha in entry.get("figures", []):
-            svg = cache.figure_path(sha).read_text(encoding="utf-8")
-            outputs.append({"output_type": "display_data", "metadata": {},
-                            "data": {"image/svg+xml": _lines(svg), "text/plain": ["<Figure>"]}})
-        meta = {"spaces": {"snippet": record.snippet.rel, "timing_dependent": record.snippet.timing_dependent}}
-        cells.append({"cell_type": "code", "execution_count": n, "metadata": meta,
-                      "source": _lines(record.snippet.source.rstrip("\n")), "outputs": outputs})
-    nb = {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "version": platform.python_version()},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    for i, cell in enumerate(cells):  # nbformat 4.5 wants stable cell ids
-        cell["id"] = f"{article[:40] or 'cell'}-{i}"
-    return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-
-
-_SELF_SHA: str | None = None
-
-
-def notebook_fingerprint(article: str, post: Post | None, records: list[Record], url: str | None) -> str:
-    """Everything :func:`notebook` shows, cheaply: equal fingerprints mean equal notebooks."""
-    global _SELF_SHA
-    if _SELF_SHA is None:  # the code that writes notebooks is part of what they show
-        _SELF_SHA = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    shown = [article, post and [post.title, post.source_url], url, platform.python_version(), _SELF_SHA]
-    for r in records:
-        shown.append([r.snippet.rel, r.snippet.sha256, r.status, (r.entry or {}).get("key"), r.output])
-    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
-
-
-def _lines(text: str) -> list[str]:
-    return text.splitlines(keepends=True)
 
 
 CODE_MARK = "<!-- spaces-code-source -->"

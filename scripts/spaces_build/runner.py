@@ -1,7 +1,9 @@
 """Run ONE snippet in this fresh process and write what it did to ``<out>/result.json``.
 
-Started by ``scripts/engine.py`` (never imported by it), one process per snippet, in its own session
-and in an empty temporary working directory, with ``PYTHONPATH`` = repository root. Besides running
+Started by ``spaces_build.executor`` as a script (``python .../spaces_build/runner.py``; the build
+imports only :func:`landlock_abi` from it), one process per snippet, in its own session and in an
+empty temporary working directory, with ``PYTHONPATH`` = repository root. It imports nothing but the
+standard library, so that nothing of the build becomes a dependency of a snippet. Besides running
 the snippet like ``python snippets/<slug>/<name>.py`` it
 
 - seeds ``random`` now and NumPy / torch right after they are first imported (snippets seed again
@@ -33,11 +35,12 @@ import traceback
 
 SEED = 0
 FIGURE_LIMIT = 20  # more open figures than this is a bug in the snippet, not a demonstration
-# Directories of the repository whose files are never dependencies of a snippet.
-IGNORED_PARTS = {".venv", "venv", ".git", ".cache", "site", "__pycache__", "node_modules", ".pytest_cache"}
+# Directories of the repository whose files are never dependencies of a snippet: the build passes
+# spaces_build.project.NOT_SOURCES as --ignore.
+IGNORED_PARTS: set[str] = set()
 
 
-def _set_parent_death_signal() -> None:
+def _set_parent_death_signal(build_pid: int | None) -> None:
     """Die with the build, and take the snippet's own children along: if the build is killed (even
     ``kill -9``), the whole process group of this runner (its session, which the engine created)
     is killed, so that no child process of a snippet (a ``subprocess``, a ``multiprocessing``
@@ -46,13 +49,12 @@ def _set_parent_death_signal() -> None:
     Three guards: the kernel's parent-death signal (SIGTERM, handled below by killing the group);
     a watchdog thread that notices the change of parent even while the main thread is busy in C
     code; and, for a build killed while this process was starting (before ``prctl``), the build's
-    pid in ``SPACES_BUILD_PID``, compared at once.
+    pid (``--build-pid``), compared at once.
     """
     import signal
     import threading
 
-    build_pid = os.environ.pop("SPACES_BUILD_PID", "")
-    parent = int(build_pid) if build_pid.isdigit() else os.getppid()
+    parent = build_pid or os.getppid()
 
     def kill_group(*_) -> None:
         if os.getpgrp() == os.getpid():  # our own group (start_new_session), never the caller's
@@ -197,7 +199,7 @@ class _WriteGuard:
     ``..``, a symlink), creating, deleting, renaming, linking or chmod-ing one raises
     ``PermissionError`` naming the path: the snippet fails with its line, and nothing is written.
     This covers what Python code does; a child process or a C library writing by itself is caught
-    after the run by the build's comparison of the repository before and after (scripts/engine.py).
+    after the run by the build's comparison of the repository before and after (spaces_build.sandbox).
     """
 
     # event -> positions of the paths it writes to (``open`` is handled apart: its mode decides)
@@ -250,6 +252,21 @@ _LL_TRUNCATE = 1 << 14  # ABI 3
 _LL_FILE = (1 << 1) | _LL_TRUNCATE  # the rights a rule on a single file may carry
 
 
+def landlock_abi() -> int:
+    """The Landlock ABI version this kernel offers to unprivileged processes, 0 when none (not Linux,
+    kernel older than 5.13, or a seccomp profile that forbids it)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        return max(0, libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))  # landlock_create_ruleset
+    except (OSError, AttributeError):
+        return 0
+
+
 def _sandbox_repository(root: str, writable: list[str]) -> int:
     """Make the repository read-only for this process and every process it starts (Linux Landlock).
 
@@ -264,11 +281,11 @@ def _sandbox_repository(root: str, writable: list[str]) -> int:
     import ctypes
     import stat
 
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError(errno.EOPNOTSUPP, "Landlock is not available")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # landlock_create_ruleset
-    if abi < 1:
-        raise OSError(ctypes.get_errno(), "Landlock is not available")
     rights = _LL_WRITE | (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0)
     handled = ctypes.c_uint64(rights)
     ruleset = libc.syscall(444, ctypes.byref(handled), ctypes.c_size_t(8), ctypes.c_uint32(0))
@@ -417,8 +434,12 @@ def main() -> int:
     parser.add_argument("--root", required=True)
     parser.add_argument("--snippet", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--ignore", default="", help="comma-separated folder names that are never dependencies")
+    parser.add_argument("--sandbox", choices=["landlock", "off"], default="off")
+    parser.add_argument("--build-pid", type=int, default=None, help="exit at once if this is not the parent")
     args = parser.parse_args()
-    _set_parent_death_signal()
+    _set_parent_death_signal(args.build_pid)
+    IGNORED_PARTS.update(filter(None, args.ignore.split(",")))
 
     root = os.path.abspath(args.root)
     snippet = os.path.abspath(args.snippet)
@@ -438,7 +459,7 @@ def main() -> int:
     # The engine asks for the kernel's guard where the kernel has one; elsewhere it compares the
     # repository before and after instead.
     sandbox = 0
-    if os.environ.pop("SPACES_SANDBOX", "off") == "landlock":
+    if args.sandbox == "landlock":
         _private_tmp_if_needed(root, out)
         sandbox = _sandbox_repository(root, [os.getcwd(), out])
 

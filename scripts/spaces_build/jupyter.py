@@ -1,0 +1,121 @@
+"""The adapter between this build and mkdocs-jupyter, which renders each article's notebook page.
+
+mkdocs-jupyter stays as it is (options in mkdocs.yml: ``execute: false``, ``include_source: true``);
+this module adjusts what it produces, in three documented ways, each tested in
+``tests/test_spaces_build_jupyter.py``:
+
+- :func:`drop_torn_cache`: mkdocs-jupyter writes its render cache non-atomically; after a build killed
+  mid-write, the next one would crash on the torn JSON, so such entries are removed first;
+- :func:`slim_page`: the ~575 kB stylesheet it inlines into every notebook page becomes one shared
+  file, and the scripts it adds that this site does not use (an empty ``<script src="">``, a MathJax 2
+  configuration, a Mermaid loader from a CDN) go: the site's pages request nothing from other hosts;
+- :func:`align_anchors`: nbconvert derives heading ids from ASCII letters only (a Chinese heading gets
+  ``id=""``), while the table of contents links to Python-Markdown's ids: headings get those ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from mkdocs.utils import get_relative_url
+
+log = logging.getLogger("mkdocs.plugins.spaces")
+
+
+def drop_torn_cache(config) -> None:
+    """mkdocs-jupyter writes its render cache non-atomically; after a build killed mid-write the
+    next build would crash on the torn JSON. Each entry ends with its ``"title": ...}`` key, which
+    cannot occur unescaped inside the content string: without it in the tail, the entry goes."""
+    plugin = config.plugins.get("mkdocs-jupyter")
+    if plugin is None or not plugin.config.get("cache"):
+        return
+    cache_dir = Path(plugin.config["cache_dir"])
+    if not cache_dir.is_dir():
+        return
+    for path in cache_dir.glob("*.json"):
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 4096))
+                whole = b'"title": ' in fh.read()
+        except OSError:
+            continue
+        if not whole:
+            log.info(f"Removing a torn mkdocs-jupyter cache entry: {path}")
+            path.unlink(missing_ok=True)
+
+
+def _blocks(html: str, opening: str, closing: str):
+    """(start, end) of each ``opening ... closing`` block, found with str.find (pages are ~1 MB)."""
+    pos = 0
+    while (start := html.find(opening, pos)) >= 0:
+        end = html.find(closing, start)
+        if end < 0:
+            return
+        end += len(closing)
+        yield start, end
+        pos = end
+
+
+def slim_page(html: str, page, stylesheets: dict[str, str]) -> str:
+    """Trim what mkdocs-jupyter puts into every notebook page (``stylesheets`` collects site path -> CSS).
+
+    - its ~575 kB stylesheet, inlined in each page, becomes one shared file (written in on_post_build);
+    - ``<script src="">`` and the MathJax 2 configuration (the site loads MathJax 3 itself; the
+      notebooks hold no math) go, and so does the Mermaid loader that imports from a CDN (no
+      notebook holds a diagram): pages of this site make no requests to other hosts.
+    """
+    cuts = []  # (start, end, replacement)
+    for start, end in _blocks(html, '<style type="text/css">', "</style>"):
+        css = html[start + len('<style type="text/css">'):end - len("</style>")]
+        if len(css) >= 20_000:
+            uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+            stylesheets[uri] = css
+            cuts.append((start, end, f'<link rel="stylesheet" href="{get_relative_url(uri, page.url)}">'))
+    for start, end in _blocks(html, '<script type="text/x-mathjax-config">', "</script>"):
+        cuts.append((start, end, ""))
+    for start, end in _blocks(html, '<script type="module">', "</script>"):
+        if "cdnjs.cloudflare.com" in html[start:end] and "mermaid" in html[start:end]:
+            cuts.append((start, end, ""))
+    for start, end in _blocks(html, '<script src="">', "</script>"):
+        cuts.append((start, end, ""))
+    parts, pos = [], 0
+    for start, end, replacement in sorted(cuts):
+        if start < pos:
+            continue
+        parts += [html[pos:start], replacement]
+        pos = end
+    parts.append(html[pos:])
+    return align_anchors("".join(parts), page)
+
+
+_NB_HEADING = re.compile(r'<h([1-6]) id="([^"]*)">(.*?)<a class="anchor-link" href="#[^"]*">')
+
+
+def align_anchors(html: str, page) -> str:
+    """Give each notebook heading the id that the page's table of contents links to.
+
+    nbconvert derives heading ids from ASCII letters only (a Chinese title gets ``id=""``), while
+    mkdocs-jupyter builds the table of contents, and Material its "skip to content" link, with
+    Python-Markdown's ids (``_1``): those links pointed nowhere. Headings and entries come in the
+    same order; when their counts differ, nothing is changed.
+    """
+    ids: list[str] = []
+
+    def walk(items) -> None:
+        for item in items:
+            ids.append(item.id)
+            walk(item.children)
+
+    walk(getattr(page, "toc", None) or [])
+    heads = list(_NB_HEADING.finditer(html))
+    if not ids or len(heads) != len(ids):
+        return html
+    parts, pos = [], 0
+    for m, anchor in zip(heads, ids):
+        parts += [html[pos:m.start()],
+                  f'<h{m.group(1)} id="{anchor}">{m.group(3)}<a class="anchor-link" href="#{anchor}">']
+        pos = m.end()
+    parts.append(html[pos:])
+    return "".join(parts)
