@@ -1,0 +1,84 @@
+"""Sharded execution (issue 14): N = 3 machines each run `spaces build --execute-only --shard K/3`
+on their own copy; their `.cache/` folders are merged by copying files; a build of the merged cache
+executes nothing and gives the site a single build gives.
+
+A simulation of the publish workflow (.github/workflows/publish.yml) on the mini archive.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import mini_archive
+from spaces_build.reproducible import compare
+
+pytestmark = pytest.mark.slow
+
+N = 3
+
+
+def _entries(project: Path) -> dict[str, dict]:
+    """snippet rel -> its cache entry."""
+    found = {}
+    for path in (project / ".cache" / "snippets").glob("*.json"):
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        found[entry["snippet"]] = entry
+    return found
+
+
+def _merge(shards: list[Path], dest: Path) -> None:
+    """Copy every file of every shard's .cache into dest's; the same path must hold the same bytes."""
+    for shard in shards:
+        for path in sorted((shard / ".cache").rglob("*")):
+            if path.is_dir() or path.name.endswith(".tmp"):
+                continue
+            target = dest / ".cache" / path.relative_to(shard / ".cache")
+            if target.exists():
+                assert target.read_bytes() == path.read_bytes(), f"merge conflict at {target}"
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def test_three_shards_merged_give_the_single_build(tmp_path):
+    base = mini_archive.make(tmp_path / "base")
+    snippets = sorted(p.relative_to(base).as_posix() for p in (base / "snippets").rglob("*.py")
+                      if not p.name.startswith("_"))
+
+    single = shutil.copytree(base, tmp_path / "single")
+    done = mini_archive.build(single, "--site-dir", str(single / "site"))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    shards = []
+    for k in range(1, N + 1):
+        copy = shutil.copytree(base, tmp_path / f"shard-{k}")
+        done = mini_archive.build(copy, "--execute-only", "--shard", f"{k}/{N}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert not (copy / "site").exists()  # executed into the cache, built nothing
+        shards.append(copy)
+    ran = [set(_entries(copy)) for copy in shards]
+    # Each snippet ran in exactly one shard: a partition of the archive's snippets.
+    assert sorted(rel for part in ran for rel in part) == snippets
+    assert sum(1 for part in ran if part) >= 2  # the work really was split
+
+    merged = shutil.copytree(base, tmp_path / "merged")
+    _merge(shards, merged)
+    done = mini_archive.build(merged, "--no-execute", "--site-dir", str(merged / "site"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((merged / "site" / "executions.json").read_text(encoding="utf-8"))
+    assert sorted(row["snippet"] for row in rows) == snippets
+    assert all(row["cached"] for row in rows)  # nothing executed in the merged build
+
+    assert compare(single, merged) == []
+
+
+def test_no_execute_refuses_a_cache_that_misses_a_snippet(tmp_path):
+    project = mini_archive.make(tmp_path / "project")
+    done = mini_archive.build(project, "--execute-only", "--shard", f"1/{N}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = mini_archive.build(project, "--no-execute", "--site-dir", str(project / "site"))
+    assert done.returncode != 0
+    assert "not in the cache" in done.stderr
