@@ -23,6 +23,17 @@ Scenarios, in this order, all in one run so that ratios compare like with like:
   untimed run each; medians are reported. ``warm_over_plain`` is the median of the ratios of each warm
   build to the plain build right after it (the two share the machine's load of that moment);
   ``warm_over_plain_of_medians`` and ``warm_over_plain_cpu`` (CPU seconds) are reported beside it.
+- ``preload_speedup``: the execution phase of a third cold build, with ``--no-preload`` (every snippet a
+  plain new interpreter), over that of the first (snippets forked from the pre-imported server,
+  ``spaces_build/forkserver.py``); ``preload_cold_speedup``, the same for the whole cold build.
+- ``shard_merge_identical``: the publish workflow simulated on fresh copies: ``--execute-only --shard
+  K/4`` on four copies, their ``.cache/`` folders merged by copying files, a build with
+  ``--no-execute``; true when that site and cache equal the cold build's (``spaces_build.reproducible``).
+  ``shard_balance``: the longest of N = 4 shards' predicted seconds over the mean
+  (``spaces_build.shard``), from the 1,000-article synthetic archive's recorded durations
+  (``shard_balance_archive``: from the real archive's).
+- ``peers``: the same articles and snippet sources through markdown-exec and mkdocs-jupyter
+  (``benchmarks/peers.py``), each cold, warm and after touching the same module as below, beside ours.
 - ``touch_one_snippet_executed``: snippets run after one snippet's source changed (must be 1).
 - ``touch_one_module_executed``: snippets run after one ``spaces_code`` module changed, and
   ``touch_one_module_importers``, how many snippets import it (from the cache's recorded imports).
@@ -60,6 +71,13 @@ from urllib.parse import unquote, urljoin, urlparse
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _load_sibling(name: str):
+    """A module of this folder: a sibling (``python benchmarks/run.py``) or a submodule."""
+    import importlib
+
+    return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
+
+
 def _load_synthetic():
     """benchmarks/synthetic.py: a sibling module (``python benchmarks/run.py``) or a submodule
     (``import benchmarks.run`` from the repository root, as the tests do)."""
@@ -71,6 +89,7 @@ def _load_synthetic():
 
 
 synthetic = _load_synthetic()
+peers = _load_sibling("peers")
 
 # not part of the project's sources: never copied
 SKIP_TOP = {".venv", "venv", ".git", ".cache", "site", ".pytest_cache", "build", ".whl", ".gl"}
@@ -189,9 +208,13 @@ def run_build(cmd: list[str], cwd: Path, timeout: float = 3600) -> Run:
                mb(watch.tree_kb))
 
 
-def build_cmd(site: Path, jobs: int, device: str) -> list[str]:
+def build_cmd(site: Path, jobs: int, device: str, *extra: str) -> list[str]:
     return [sys.executable, "scripts/build.py", "--site-dir", str(site), "--jobs", str(jobs),
-            "--device", device]
+            "--device", device, *extra]
+
+
+def spaces_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "spaces_build.cli", "build", *args]
 
 
 def check(run: Run, what: str) -> Run:
@@ -250,6 +273,83 @@ def module_importers(project: Path) -> dict[str, int]:
             if kind == "file" and rel.startswith("spaces_code/") and rel.endswith(".py"):
                 counts[rel] = counts.get(rel, 0) + 1
     return counts
+
+
+def importers_of(project: Path, module: str) -> set[str]:
+    """The snippets whose cache entries record an import of ``module``."""
+    found = set()
+    for path in (project / ".cache" / "snippets").rglob("*.json"):
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if any(kind == "file" and rel == module for kind, rel, _ in entry.get("deps", [])):
+            found.add(entry["snippet"])
+    return found
+
+
+def recorded_seconds(project: Path) -> list[tuple[str, float]]:
+    """``(snippet, seconds)`` of every cache entry: what the shard planner balances."""
+    items = {}
+    for path in (project / ".cache" / "snippets").rglob("*.json"):
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        items[entry["snippet"]] = float(entry.get("seconds") or 0.0)
+    return sorted(items.items())
+
+
+def shard_balance(project: Path, n: int = 4) -> float:
+    from spaces_build import shard
+
+    return round(shard.balance(recorded_seconds(project), n), 3)
+
+
+def merge_caches(shards: list[Path], dest: Path) -> None:
+    """Copy every file of the shards' .cache folders into dest's; a path present twice must hold the
+    same bytes (content-addressed entries: conflict-free by construction, checked here)."""
+    for shard_root in shards:
+        for path in sorted((shard_root / ".cache").rglob("*")):
+            if path.is_dir() or path.name.endswith(".tmp"):
+                continue
+            target = dest / ".cache" / path.relative_to(shard_root / ".cache")
+            if target.exists():
+                if target.read_bytes() != path.read_bytes():
+                    raise SystemExit(f"benchmarks/run.py: merge conflict at {target}")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def shard_simulation(work: Path, exclude: tuple[str, ...], n: int, jobs: int, device: str,
+                     reference: Path, reference_site: Path) -> dict:
+    """The publish workflow on fresh copies; compared with ``reference`` (a cold build of the same tree)."""
+    from spaces_build.reproducible import compare
+
+    shards, seconds = [], []
+    for k in range(1, n + 1):
+        root = copy_project(work / f"shard-{k}", exclude)
+        run = check(run_build(spaces_cmd("--execute-only", "--shard", f"{k}/{n}", "--jobs", str(jobs),
+                                         "--device", device), root), f"shard {k}/{n}")
+        shards.append(root)
+        seconds.append(round(run.wall, 2))
+    merged = copy_project(work / "shard-merged", exclude)
+    merge_caches(shards, merged)
+    site = work / "shard-merged-site"
+    build = check(run_build(spaces_cmd("--no-execute", "--site-dir", str(site), "--device", device), merged),
+                  "build of the merged shard caches")
+    problems = compare(reference, merged, reference_site, site)
+    return {"shard_merge_identical": not problems and executed(site) == 0,
+            "shard_merge_differences": problems[:20], "shard_seconds": seconds,
+            "shard_merged_build_seconds": round(build.wall, 2), "shard_count": n}
+
+
+def stale_pages(project: Path, site: Path, module: str) -> int:
+    """Pages showing output of a snippet that imports ``module`` and was served from the cache by the
+    build that followed the module's touch (``peers.py``'s definition, for our engine)."""
+    users = importers_of(project, module)
+    rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
+    cached = {row["snippet"] for row in rows if row["cached"]}
+    stale = 0
+    for path in sorted((project / "docs" / "posts").glob("*.md")):
+        shown = [rel for kind, rel in peers._split(path.read_text(encoding="utf-8")) if kind == "snippet"]
+        stale += any(rel in users and rel in cached for rel in shown)
+    return stale
 
 
 def pick_module(counts: dict[str, int], snippets: int) -> str:
@@ -493,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-scale", action="store_true", help="no synthetic 100/1,000-article builds")
     ap.add_argument("--skip-reader", action="store_true", help="no headless-Chromium page measurements")
     ap.add_argument("--skip-parallel", action="store_true", help="no second cold build with --jobs 1")
+    ap.add_argument("--skip-preload", action="store_true", help="no third cold build with --no-preload")
+    ap.add_argument("--skip-shards", action="store_true", help="no simulation of sharded execution")
+    ap.add_argument("--skip-peers", action="store_true", help="no markdown-exec / mkdocs-jupyter builds")
     ap.add_argument("--repeat", type=int, default=5, help="timed warm and plain builds each (default 5)")
     ap.add_argument("--scale", default="100,1000", help="the two synthetic sizes (default 100,1000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="jobs of the cold builds")
@@ -543,6 +646,30 @@ def main(argv: list[str] | None = None) -> int:
             results["parallel_jobs"] = args.jobs
             other.mark("jobs1")
 
+        reference, reference_site = project, work / ("site-jobs1" if not args.skip_parallel else "site")
+        if not args.skip_preload:
+            say("[bench] cold build again with --no-preload (its execution phase over the first one's)")
+            for cache in ("snippets", "snippet-figures"):
+                shutil.rmtree(project / ".cache" / cache, ignore_errors=True)
+            plain_start = check(run_build(build_cmd(work / "site-nopreload", args.jobs, args.device, "--no-preload"),
+                                          project), "--no-preload build")
+            reference_site = work / "site-nopreload"
+            results.update(cold_no_preload_seconds=round(plain_start.wall, 2),
+                           cold_no_preload_execution_phase_seconds=plain_start.exec_phase())
+            if plain_start.exec_phase() and cold.exec_phase():
+                results["preload_speedup"] = round(plain_start.exec_phase() / cold.exec_phase(), 3)
+            results["preload_cold_speedup"] = round(plain_start.wall / cold.wall, 3)
+            other.mark("no_preload")
+        results["shard_balance_archive"] = shard_balance(project)
+
+        if not args.skip_shards:
+            say("[bench] sharded execution: 4 shards on fresh copies, caches merged, a build executing nothing")
+            results.update(shard_simulation(work, tuple(args.exclude), 4, args.jobs, args.device,
+                                            reference, reference_site))
+            for k in range(1, 5):
+                shutil.rmtree(work / f"shard-{k}", ignore_errors=True)
+            other.mark("shards")
+
         say(f"[bench] warm rebuilds and plain mkdocs builds, {args.repeat} each (+1 untimed each)")
         plain_cmd = [sys.executable, "-m", "mkdocs", "build", "-q", "-f", PLAIN_CONFIG,
                      "--site-dir", str(work / "plain-site")]
@@ -589,8 +716,22 @@ def main(argv: list[str] | None = None) -> int:
         touched = check(run_build(warm_cmd, project), "build after touching a module")
         results.update(touch_one_module=module, touch_one_module_importers=counts[module],
                        touch_one_module_executed=executed(site),
-                       touch_one_module_seconds=round(touched.wall, 2))
+                       touch_one_module_seconds=round(touched.wall, 2),
+                       touch_one_module_stale_pages=stale_pages(project, site, module))
         other.mark("touch")
+
+        if not args.skip_peers:
+            say(f"[bench] peers: markdown-exec and mkdocs-jupyter on the same pages, touching {module}")
+            peer_project = copy_project(work / "peers-project", tuple(args.exclude))
+            results["peers"] = peers.measure(peer_project, module, importers_of(project, module),
+                                             dest=work / "peers")
+            results["peers"]["spaces"] = {
+                "cold_seconds": results["cold_seconds"], "warm_seconds": results["warm_seconds"],
+                "executed_after_touch": results["touch_one_module_executed"],
+                "stale_pages_after_touch": results["touch_one_module_stale_pages"],
+                "snippets": snippets}
+            shutil.rmtree(work / "peers", ignore_errors=True)
+            other.mark("peers")
 
         if not args.skip_reader:
             say(f"[bench] reader side: {len(post_slugs(project))} article pages in headless Chromium")
@@ -611,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
                                 f"scale_{n}_warm_seconds": round(warm_n.wall, 2),
                                 f"scale_{n}_peak_memory_mb": cold_n.peak_mb})
                 shutil.rmtree(work / f"synthetic-{n}-site", ignore_errors=True)
+                if n == large:
+                    results["shard_balance"] = shard_balance(root)
+                    results["shard_balance_articles"] = n
                 other.mark(f"scale_{n}")
             results[f"scale_{large}_over_{small}"] = round(
                 results[f"scale_{large}_seconds"] / results[f"scale_{small}_seconds"], 3)
@@ -642,9 +786,16 @@ ROWS = [
     ("warm_over_plain", "warm / plain", "<= 1.3 (goal 1.1)"),
     ("warm_over_plain_cpu", "warm / plain, CPU time", None),
     ("warm_cache_check_seconds", "  of the warm build: the cache check (s)", None),
+    ("cold_no_preload_execution_phase_seconds", "snippet execution with --no-preload (s)", None),
+    ("preload_speedup", "preload speedup (--no-preload / preload, execution)", ">= 2.5"),
+    ("preload_cold_speedup", "preload speedup, whole cold build", ">= 1.8"),
+    ("shard_merge_identical", "4 shards merged == single build", "true"),
+    ("shard_balance", "longest / mean of 4 shards, 1,000 articles (predicted)", "<= 1.15"),
+    ("shard_balance_archive", "longest / mean of 4 shards, the 40 articles", None),
     ("touch_one_snippet_executed", "snippets run after touching one snippet", "== 1"),
     ("touch_one_module_executed", "snippets run after touching one module", "== importers"),
     ("touch_one_module_importers", "  snippets importing that module", None),
+    ("touch_one_module_stale_pages", "  pages left showing stale output", "== 0"),
     ("cold_jobs1_execution_phase_seconds", "snippet execution with --jobs 1 (s)", None),
     ("parallel_speedup", "parallel speedup (--jobs 1 / --jobs N, execution)", ">= 1.5"),
     ("scale_100_seconds", "cold build, 100 synthetic articles (s)", None),
@@ -665,8 +816,16 @@ def table(results: dict) -> str:
     for key, label, target in ROWS:
         if key in results and results[key] is not None:
             value = results[key]
-            text = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+            if isinstance(value, bool):
+                text = str(value).lower()
+            else:
+                text = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
             lines.append(f"{label:54} {text:>12}  {target or ''}")
+    if results.get("peers"):
+        lines.append(f"{'peers':16} {'cold (s)':>10} {'warm (s)':>10} {'executed after touch':>22} {'stale pages':>12}")
+        for name, row in results["peers"].items():
+            lines.append(f"{name:16} {row['cold_seconds']:>10} {row['warm_seconds']:>10} "
+                         f"{row['executed_after_touch']:>22} {row['stale_pages_after_touch']:>12}")
     busy = results.get("other_work_cores") or {}
     if busy:
         lines.append("other work on the machine, cores busy on average: "
