@@ -25,15 +25,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import randn
+
 
 def squash(s: Tensor, eps: float = 1e-12) -> Tensor:
-    """Capsule non-linearity $\\frac{\\|s\\|^2}{1+\\|s\\|^2}\\frac{s}{\\|s\\|}$ on the last dim."""
+    r"""Capsule non-linearity $\frac{\|s\|^2}{1+\|s\|^2}\frac{s}{\|s\|}$ on the last dim."""
     sq = (s ** 2).sum(-1, keepdim=True)
     return sq / (1 + sq) * s / (sq + eps).sqrt()
 
 
 def routing_objective(u_hat: Tensor, v: Tensor) -> Tensor:
-    """$L = \\sum_i \\log\\sum_j e^{\\langle \\hat u_{j|i}, v_j\\rangle}$ ``(...)`` for ``u_hat`` ``(..., n_in, n_out, d)``, ``v`` ``(..., n_out, d)``."""
+    r"""$L = \sum_i \log\sum_j e^{\langle \hat u_{j|i}, v_j\rangle}$ ``(...)`` for ``u_hat`` ``(..., n_in, n_out, d)``, ``v`` ``(..., n_out, d)``."""
     logits = (u_hat * v[..., None, :, :]).sum(-1)  # (..., n_in, n_out)
     return torch.logsumexp(logits, dim=-1).sum(-1)
 
@@ -48,11 +50,11 @@ class RoutingResult:
 
 def dynamic_routing(u_hat: Tensor, iterations: int = 3, init: Tensor | None = None,
                     accumulate: bool = False) -> RoutingResult:
-    """Route predictions ``u_hat`` ``(..., n_in, n_out, d)`` to ``n_out`` capsules.
+    r"""Route predictions ``u_hat`` ``(..., n_in, n_out, d)`` to ``n_out`` capsules.
 
     ``init`` ``(..., n_out, d)``: starting centres (as K-Means needs when the predictions are shared);
     by default the first coupling is uniform ($b_{ij}=0$). ``accumulate=True`` is the original paper's
-    $b_{ij} \\leftarrow b_{ij} + \\langle \\hat u_{j|i}, \\mathrm{squash}(s_j)\\rangle$, kept for comparison.
+    $b_{ij} \leftarrow b_{ij} + \langle \hat u_{j|i}, \mathrm{squash}(s_j)\rangle$, kept for comparison.
     """
     logits = (u_hat * init[..., None, :, :]).sum(-1) if init is not None else u_hat.new_zeros(u_hat.shape[:-1])
     history = []
@@ -69,23 +71,24 @@ def dynamic_routing(u_hat: Tensor, iterations: int = 3, init: Tensor | None = No
 
 
 def capsule_predictions(u: Tensor, weights: Tensor) -> Tensor:
-    """$\\hat u_{j|i} = W_{ji} u_i$: ``u`` ``(..., n_in, d_in)``, ``weights`` ``(n_in, n_out, d_out, d_in)``."""
+    r"""$\hat u_{j|i} = W_{ji} u_i$: ``u`` ``(..., n_in, d_in)``, ``weights`` ``(n_in, n_out, d_out, d_in)``."""
     return torch.einsum("ijoc,...ic->...ijo", weights, u)  # (..., n_in, n_out, d_out)
 
 
 def kmeans_predictions(x: Tensor, num_clusters: int, sharpness: float = 1.0) -> Tensor:
-    """Shared predictions $\\hat u_{j|i} = \\kappa x_i$ ``(..., n, k, d)``: routing becomes soft spherical K-Means.
+    r"""Shared predictions $\hat u_{j|i} = \kappa x_i$ ``(..., n, k, d)``: routing becomes soft spherical K-Means.
 
-    ``sharpness`` $\\kappa$ plays the role of an inverse temperature (in a capsule network it is the length
+    ``sharpness`` $\kappa$ plays the role of an inverse temperature (in a capsule network it is the length
     of the prediction vectors).
     """
     return (sharpness * x)[..., :, None, :].expand(*x.shape[:-1], num_clusters, x.shape[-1])
 
 
 class CapsuleLayer(nn.Module):
-    """A fully connected capsule layer: predictions $\\hat u_{j|i} = W_{ji} u_i$, then routing.
+    r"""A fully connected capsule layer: predictions $\hat u_{j|i} = W_{ji} u_i$, then routing.
 
-    ``forward`` maps input capsules ``(..., n_in, d_in)`` to output capsules ``(..., n_out, d_out)``
+    $W_{ji}$ is drawn from $\mathcal N(0, 1/d_{in})$ with ``generator`` (on ``device``, default the
+    generator's device). ``forward`` maps input capsules ``(..., n_in, d_in)`` to output capsules ``(..., n_out, d_out)``
     (lengths in [0, 1), read as existence probabilities) and keeps the full :class:`RoutingResult`
     of the last call in ``last_routing`` for inspection.
     """
@@ -94,8 +97,9 @@ class CapsuleLayer(nn.Module):
                  generator: torch.Generator | None = None, device: torch.device | str | None = None):
         super().__init__()
         scale = 1 / math.sqrt(d_in)
+        # drawn on the generator's device, then moved: a CPU generator gives the same W_ji on every device
         self.weights = nn.Parameter(
-            scale * torch.randn(n_in, n_out, d_out, d_in, generator=generator, device=device))
+            scale * randn(n_in, n_out, d_out, d_in, generator=generator, device=device))
         self.iterations = iterations
         self.last_routing: RoutingResult | None = None
 

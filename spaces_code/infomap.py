@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from spaces_code.randomness import generator_device, rand
+
 
 def flow_matrix(adjacency: torch.Tensor,
                 teleport: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,16 +189,19 @@ def exhaustive_best(p: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, 
 
 def planted_partition_graph(sizes: list[int], p_in: float, p_out: float,
                             generator: torch.Generator | None = None,
-                            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+                            device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Undirected stochastic block model: edge probability p_in inside a block, p_out across.
 
+    The coins are drawn on the generator's device and moved to ``device`` (default: the generator's
+    device), so a CPU generator gives the same graph on every device.
     Returns ``(adjacency (n, n) float64 symmetric, no self-loops, planted labels (n,))``.
     """
+    device = generator_device(generator) if device is None else torch.device(device)
     labels = torch.repeat_interleave(torch.arange(len(sizes), device=device),
                                      torch.tensor(sizes, device=device))  # (n,)
     n = labels.numel()
     probs = torch.where(labels[:, None] == labels[None, :], p_in, p_out)  # (n, n)
-    coins = torch.rand(n, n, generator=generator, device=device)
+    coins = rand(n, n, generator=generator, device=device)
     upper = torch.triu(coins < probs, diagonal=1)
     adjacency = (upper | upper.T).to(torch.float64)
     return adjacency, labels

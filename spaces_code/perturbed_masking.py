@@ -3,18 +3,15 @@ r"""无监督分词和句法分析！原来BERT还可以这样用 — https://ke
 Paper: Wu, Chen, Kao and Liu, "Perturbed Masking: Parameter-free Probing for Analyzing and Interpreting
 BERT" (ACL 2020, arXiv:2004.14786).
 
-Mask :math:`x_i` and read the masked LM's representation of position :math:`i`; then mask :math:`x_j`
-as well and read it again. How much the second masking moves the first reading is the impact of
-:math:`x_j` on :math:`x_i`:
+Mask $x_i$ and read the masked LM's representation of position $i$; then mask $x_j$ as well and read it
+again. How much the second masking moves the first reading is the impact of $x_j$ on $x_i$:
 
-.. math::
+$$f(x_i, x_j) = \left\Vert H(\boldsymbol{x}\backslash\{x_i\})_i
+              - H(\boldsymbol{x}\backslash\{x_i, x_j\})_i \right\Vert_2 .$$
 
-    f(x_i, x_j) = \left\Vert H(\boldsymbol{x}\backslash\{x_i\})_i
-                  - H(\boldsymbol{x}\backslash\{x_i, x_j\})_i \right\Vert_2 .
-
-Adjacent tokens that strongly depend on each other belong to one word: cut between :math:`x_i` and
-:math:`x_{i+1}` when :math:`\tfrac12[f(x_i, x_{i+1}) + f(x_{i+1}, x_i)]` is below a threshold. Splitting
-a span recursively where its two halves are least coupled gives a binary tree (a syntax-like parse).
+Adjacent tokens that strongly depend on each other belong to one word: cut between $x_i$ and $x_{i+1}$
+when $\tfrac12[f(x_i, x_{i+1}) + f(x_{i+1}, x_i)]$ is below a threshold. Splitting a span recursively
+where its two halves are least coupled gives a binary tree (a syntax-like parse).
 
 :func:`impact_matrix` accepts *any* masked LM given as a callable ``(batch, n) ids -> (batch, n, d)``.
 Two stand-ins for BERT live here, since no pretrained weights are used in this project: a synthetic
@@ -28,13 +25,15 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import randn
+
 MaskedLM = Callable[[Tensor], Tensor]
 Tree = int | tuple["Tree", "Tree"]
 
 
 @torch.no_grad()
 def impact_matrix(mlm: MaskedLM, tokens: Tensor, mask_id: int, batch_size: int = 256) -> Tensor:
-    """:math:`F_{ij} = f(x_i, x_j)` for a sentence ``tokens`` (n,); float, shape ``(n, n)``, zero
+    r"""$F_{ij} = f(x_i, x_j)$ for a sentence ``tokens`` (n,); float, shape ``(n, n)``, zero
     diagonal. Runs the model on the n single-masked and n·n pair-masked copies in chunks."""
     n = tokens.numel()
     eye = torch.eye(n, dtype=torch.bool, device=tokens.device)
@@ -54,23 +53,23 @@ def impact_matrix(mlm: MaskedLM, tokens: Tensor, mask_id: int, batch_size: int =
 
 
 def adjacent_cohesion(impact: Tensor) -> Tensor:
-    """:math:`\\tfrac12[f(x_i, x_{i+1}) + f(x_{i+1}, x_i)]` for ``i = 0..n-2``, shape ``(n-1,)``."""
+    r"""$\tfrac12[f(x_i, x_{i+1}) + f(x_{i+1}, x_i)]$ for ``i = 0..n-2``, shape ``(n-1,)``."""
     return (impact.diagonal(1) + impact.diagonal(-1)) / 2
 
 
 def segment(impact: Tensor, threshold: float) -> list[tuple[int, int]]:
-    """Words as half-open spans ``[start, end)``: cut wherever the adjacent cohesion < threshold."""
+    r"""Words as half-open spans ``[start, end)``: cut wherever the adjacent cohesion < threshold."""
     cuts = (adjacent_cohesion(impact) < threshold).nonzero().flatten() + 1
     edges = [0, *cuts.tolist(), impact.shape[0]]
     return list(zip(edges[:-1], edges[1:]))
 
 
 def parse_tree(impact: Tensor, start: int = 0, end: int | None = None) -> Tree:
-    """Top-down binary tree over positions ``start..end-1`` (leaves are positions).
+    r"""Top-down binary tree over positions ``start..end-1`` (leaves are positions).
 
     Each span is split where its two halves are least coupled relative to their own weight: with the
-    symmetric coupling :math:`S = F + F^\\top` restricted to the span, the cut ``k`` minimises the
-    normalised cut :math:`\\mathrm{cut}(A,B)/\\mathrm{vol}(A) + \\mathrm{cut}(A,B)/\\mathrm{vol}(B)`.
+    symmetric coupling $S = F + F^\top$ restricted to the span, the cut ``k`` minimises the
+    normalised cut $\mathrm{cut}(A,B)/\mathrm{vol}(A) + \mathrm{cut}(A,B)/\mathrm{vol}(B)$.
     (The paper also splits top-down on this matrix; the normalised cut is the choice made here.)
     """
     end = impact.shape[0] if end is None else end
@@ -88,10 +87,10 @@ def parse_tree(impact: Tensor, start: int = 0, end: int | None = None) -> Tree:
 
 
 class PlantedMLM(nn.Module):
-    """A synthetic masked LM with a known structure for sentences of length ``n``:
+    r"""A synthetic masked LM with a known structure for sentences of length ``n``:
 
-    :math:`H_i = \\tanh\\big(\\sum_j W_{ij} E_{x_j}\\big)` with :math:`W_{ij}` = ``word`` if i, j share a
-    word, ``phrase`` if they share only a phrase, ``other`` otherwise (:math:`W_{ii} = 1`).
+    $H_i = \tanh\big(\sum_j W_{ij} E_{x_j}\big)$ with $W_{ij}$ = ``word`` if i, j share a
+    word, ``phrase`` if they share only a phrase, ``other`` otherwise ($W_{ii} = 1$).
     ``word_ids`` / ``phrase_ids`` (n,) give each position's word and phrase.
     """
 
@@ -106,7 +105,8 @@ class PlantedMLM(nn.Module):
         w = w.masked_fill(same_phrase, phrase).masked_fill(same_word, word).fill_diagonal_(1.0)
         self.register_buffer("coupling", w)  # (n, n)
         # small embeddings keep tanh in its near-linear range
-        emb = torch.randn(vocab_size, dim, generator=generator, device=device) / dim ** 0.5
+        # drawn on the generator's device, then moved: a CPU generator gives the same E on every device
+        emb = randn(vocab_size, dim, generator=generator, device=device) / dim ** 0.5
         self.register_buffer("embedding", emb)  # (vocab, dim)
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -115,10 +115,10 @@ class PlantedMLM(nn.Module):
 
 
 class BigramMLM(nn.Module):
-    """Character bigram model used as a masked LM: the reading at position i is the distribution
+    r"""Character bigram model used as a masked LM: the reading at position i is the distribution
 
-    :math:`p(x_i = c\\,|\\,x_{i-1}, x_{i+1}) \\propto p(c|x_{i-1})\\,p(x_{i+1}|c)`, returned as
-    :math:`\\sqrt{p}` so that the Euclidean distance of two readings is (√2 times) their Hellinger
+    $p(x_i = c\,|\,x_{i-1}, x_{i+1}) \propto p(c|x_{i-1})\,p(x_{i+1}|c)$, returned as
+    $\sqrt{p}$ so that the Euclidean distance of two readings is (√2 times) their Hellinger
     distance. A masked left neighbour is replaced by the unigram prior; a masked right one drops its
     factor.
     ``counts[a, b]`` counts b following a (from :meth:`count`); id ``boundary`` marks sentence starts
@@ -135,7 +135,7 @@ class BigramMLM(nn.Module):
 
     @staticmethod
     def count(sentences: list[Tensor], vocab_size: int, boundary: int = 0) -> Tensor:
-        """Bigram counts of id sequences, each padded with ``boundary`` on both sides."""
+        r"""Bigram counts of id sequences, each padded with ``boundary`` on both sides."""
         counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)
         for s in sentences:
             edge = torch.tensor([boundary])

@@ -8,7 +8,7 @@ from spaces_code.perturbed_masking import (BigramMLM, PlantedMLM, adjacent_cohes
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: draw on CPU, then move to the device
 
 
 def brackets(tree, chars):

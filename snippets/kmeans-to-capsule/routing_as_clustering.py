@@ -8,11 +8,12 @@ from spaces_code.dynamic_routing import capsule_predictions, dynamic_routing, km
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: draw on CPU, then move to the device
 
 # A capsule layer: 32 input capsules (dim 8) predict 10 output capsules (dim 16) through W_ji.
-u = torch.randn(32, 8, generator=generator, device=device)
-weights = 0.5 * torch.randn(32, 10, 16, 8, generator=generator, device=device)
+# float64, so that "never decreases" below is exact arithmetic's claim, not float32 rounding
+u = torch.randn(32, 8, generator=generator, dtype=torch.float64).to(device)
+weights = (0.5 * torch.randn(32, 10, 16, 8, generator=generator, dtype=torch.float64)).to(device)
 u_hat = capsule_predictions(u, weights)  # (32, 10, 16)
 replaced = dynamic_routing(u_hat, iterations=8)
 accumulated = dynamic_routing(u_hat, iterations=8, accumulate=True)
@@ -22,11 +23,11 @@ for t in range(8):
     print(f"{t + 1:>9}{float(replaced.objective[t]):>26.2f}{float(accumulated.objective[t]):>26.2f}")
 
 # K-Means as the special case u_hat_{j|i} = kappa * x_i: 300 points on the unit circle, 3 clusters.
-true_angles = torch.tensor([0.3, 2.4, 4.3], device=device)
-labels = torch.randint(3, (300,), generator=generator, device=device)
-angles = true_angles[labels] + 0.3 * torch.randn(300, generator=generator, device=device)
+true_angles = torch.tensor([0.3, 2.4, 4.3], dtype=torch.float64, device=device)
+labels = torch.randint(3, (300,), generator=generator).to(device)
+angles = true_angles[labels] + 0.3 * torch.randn(300, generator=generator, dtype=torch.float64).to(device)
 x = torch.stack([angles.cos(), angles.sin()], dim=-1)
-init = x[torch.randperm(300, generator=generator, device=device)[:3]]
+init = x[torch.randperm(300, generator=generator).to(device)[:3]]
 kmeans = dynamic_routing(kmeans_predictions(x, 3, sharpness=10.0), iterations=10, init=init)
 assignment = kmeans.coupling.argmax(-1)
 found = torch.atan2(kmeans.centres[:, 1], kmeans.centres[:, 0]) % (2 * math.pi)

@@ -7,7 +7,7 @@ from spaces_code.infomap import (entropy_bits, flow_matrix, greedy_merge, local_
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the graph is drawn on CPU, then moved
 
 adjacency, planted = planted_partition_graph([10, 8, 6], p_in=0.6, p_out=0.05,
                                              generator=generator, device=device)
