@@ -1,270 +1,120 @@
-"""Every article page in headless Chromium: all formulas typeset, none broken, nothing from other hosts.
+"""The built site in headless Chromium (playwright driving Debian's chromium, see browser_helpers.py).
 
-Debian's ``chromium`` (``make test`` installs it when missing) is driven through the DevTools
-protocol over a pipe (``--remote-debugging-pipe``): no driver, no extra package. One browser opens
-every post over a local HTTP server (``site_server`` in conftest.py) and, once MathJax has finished
-(``window.spacesMath.runs``, set by docs/javascripts/mathjax.js), asserts:
+The math is typeset at build time (spaces_build.mathrender): pages carry MathJax's SVG output and
+its assistive MathML, and load no MathJax script. On every article page, with JavaScript on, then
+with JavaScript off:
 
-- 0 MathJax errors (``mjx-merror`` / ``merror``), 0 undefined macros (MathJax shows them as red
-  text: ``mathcolor="red"``), 0 unresolved references (``???`` from ``\\eqref``);
-- no raw LaTeX in the visible text; as many typeset formulas (``mjx-container``) as the post's
-  Markdown holds, each ``.arithmatex`` element typeset;
-- every request went to the local server, none failed, no JavaScript error.
+- every formula of the post's Markdown is on the page, drawn (an ``<svg>`` of non-zero size inside an
+  ``mjx-container``), each ``.arithmatex`` element holding one;
+- no MathJax error (``merror``), no undefined macro (red text), no unresolved reference (``???``),
+  no raw LaTeX in the visible text;
+- each ``\\eqref`` links to the anchor of the equation whose ``\\label`` it names (and, on a page made
+  for the purpose, following the link lands on that equation);
+- every request went to the local server, none failed, no JavaScript error, no MathJax script.
 
-Instant navigation (Material swaps pages without reloading scripts) is checked too: the pages
-reached by clicking keep the same guarantees.
+Also: listing pages (excerpts), instant navigation, search results shown without jieba's zero-width
+separators, and phones: at 390 px no page scrolls sideways (long formulas and code scroll inside
+their own block), with screenshots of the home page, the article with the most formulas and a code
+page (written to ``$SPACES_SCREENSHOTS``, else pytest's temporary folder).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import queue
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
-from urllib.parse import urljoin
+import re
+from pathlib import Path
+from urllib.parse import quote, unquote, urljoin
 
+import markdown
 import pytest
 
-from site_helpers import formulas, post_files, split_post, split_text
+from browser_helpers import DESKTOP, PHONE, Recorder, launch
+from site_helpers import ROOT, formulas, post_files, split_post, split_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-         "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
-         "--window-size=1280,900"]
 POSTS = [(p.name, split_post(p)[0]["slug"]) for p in post_files()]
-PAGE_TIMEOUT = 60.0
+RAW_LATEX = [r"\\[A-Za-z]+", r"\$\$", r"\$[^$\s][^$]*\$", r"\\\(", r"\\\[", r"[_^]\{"]
+LABEL = re.compile(r"\\label\{([^}]*)\}")
+EQREF = re.compile(r"\\eqref\{([^}]*)\}")
 
-
-def _high_fd(fd: int) -> int:
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(fd)
-    return high
-
-
-class Chromium:
-    """A minimal DevTools-protocol client over ``--remote-debugging-pipe`` (fds 3 and 4)."""
-
-    def __init__(self, executable: str):
-        self.profile = tempfile.mkdtemp(prefix="spaces-chromium-")
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-        # the child's ends move above fd 9 so that "3<&N 4>&M" cannot clobber one with the other (bash: dash takes one-digit fds only)
-        to_chrome_r, from_chrome_w = (_high_fd(to_chrome_r), _high_fd(from_chrome_w))
-        args = [executable, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
-                "about:blank"]
-        # the browser reads commands on fd 3 and writes answers on fd 4
-        self.proc = subprocess.Popen(
-            ["bash", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', *args],
-            pass_fds=(to_chrome_r, from_chrome_w),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._next_id = 0
-        self._answers: dict[int, queue.Queue] = {}
-        self._lock = threading.Lock()
-        self.events: list[dict] = []
-        self._reader = threading.Thread(target=self._read, name="cdp-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        buf = b""
-        while True:
-            try:
-                chunk = os.read(self._from_chrome, 1 << 16)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            buf += chunk
-            while b"\0" in buf:
-                raw, buf = buf.split(b"\0", 1)
-                msg = json.loads(raw)
-                if "id" in msg:
-                    with self._lock:
-                        box = self._answers.get(msg["id"])
-                    if box is not None:
-                        box.put(msg)
-                else:
-                    self.events.append(msg)
-        with self._lock:
-            for box in self._answers.values():
-                box.put({"error": {"message": "browser closed the pipe"}})
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = PAGE_TIMEOUT) -> dict:
-        with self._lock:
-            self._next_id += 1
-            msg_id = self._next_id
-            box = self._answers[msg_id] = queue.Queue()
-        msg = {"id": msg_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
-        try:
-            answer = box.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError(f"no answer to {method} within {timeout}s") from None
-        finally:
-            with self._lock:
-                self._answers.pop(msg_id, None)
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer.get("result", {})
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=10)
-        except Exception:  # noqa: BLE001 - best effort, killed below anyway
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
-        os.close(self._to_chrome)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
-class Tab:
-    def __init__(self, browser: Chromium):
-        self.browser = browser
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.send(f"{domain}.enable")
-        self.send("Network.setCacheDisabled", {"cacheDisabled": False})
-        self.mark = 0
-
-    def send(self, method, params=None, timeout=PAGE_TIMEOUT):
-        return self.browser.send(method, params, session=self.session, timeout=timeout)
-
-    def events_since_mark(self) -> list[dict]:
-        return [e for e in self.browser.events[self.mark:] if e.get("sessionId") == self.session]
-
-    def start_recording(self) -> None:
-        self.mark = len(self.browser.events)
-
-    def goto(self, url: str) -> None:
-        self.start_recording()
-        self.send("Page.navigate", {"url": url})
-        deadline = time.monotonic() + PAGE_TIMEOUT
-        while not any(e["method"] == "Page.loadEventFired" for e in self.events_since_mark()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not load")
-            time.sleep(0.02)
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                "returnByValue": True, "timeout": PAGE_TIMEOUT * 1000})
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"JavaScript error: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def problems(self, base_url: str) -> list[str]:
-        """Requests to other hosts, failed requests and JavaScript errors since the last mark."""
-        out = []
-        for e in self.events_since_mark():
-            p = e.get("params", {})
-            if e["method"] == "Network.requestWillBeSent":
-                url = p["request"]["url"]
-                if not url.startswith((base_url, "data:", "blob:", "about:")):
-                    out.append(f"request to another host: {url}")
-            elif e["method"] == "Network.responseReceived" and p["response"]["status"] >= 400:
-                out.append(f"HTTP {p['response']['status']}: {p['response']['url']}")
-            elif e["method"] == "Network.loadingFailed" and not p.get("canceled"):
-                out.append(f"failed request: {p.get('errorText')} ({p.get('requestId')})")
-            elif e["method"] == "Runtime.exceptionThrown":
-                out.append(f"JavaScript exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}")
-            elif e["method"] == "Runtime.consoleAPICalled" and p.get("type") == "error":
-                out.append("console error: " + " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
-        return out
-
-
-# Waits for MathJax (at least `runs` finished passes) and inspects the article.
+# Everything the checks need, read from the page (works with JavaScript disabled: playwright
+# evaluates in its own world).
 INSPECT = r"""
-(async (minRuns) => {
-  const deadline = Date.now() + %(timeout)d;
-  while (!(window.spacesMath && window.spacesMath.runs >= minRuns)) {
-    if (Date.now() > deadline) return {timeout: true, runs: window.spacesMath ? window.spacesMath.runs : null};
-    await new Promise(r => setTimeout(r, 25));
-  }
-  await MathJax.startup.promise;
+() => {
   const scope = document.querySelector("article.md-content__inner") || document.body;
   const arith = Array.from(scope.querySelectorAll(".arithmatex"));
-  const mml = [];
-  for (const item of MathJax.startup.document.math) {
-    if (scope.contains(item.typesetRoot)) mml.push(MathJax.startup.toMML(item.root));
-  }
-  const red = Array.from(scope.querySelectorAll("mjx-container *")).filter(
-    el => getComputedStyle(el).color === "rgb(255, 0, 0)").length;
-  // visible text outside formulas and code
-  const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT, {
-    acceptNode(node) {
-      for (let el = node.parentElement; el && el !== scope.parentElement; el = el.parentElement) {
-        if (el.matches("mjx-container, pre, code, script, style, .snippet-output")) return NodeFilter.FILTER_REJECT;
-      }
-      return NodeFilter.FILTER_ACCEPT;
-    }
+  const containers = Array.from(scope.querySelectorAll("mjx-container"));
+  const formulas = containers.map((c) => {
+    const svg = c.querySelector(":scope > svg");
+    const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    const math = c.querySelector("mjx-assistive-mml > math");
+    const links = Array.from(c.querySelectorAll("svg a[href]")).map((a) => {
+      const href = a.getAttribute("href");
+      const target = href.startsWith("#") ? document.getElementById(decodeURIComponent(href.slice(1))) : null;
+      return {href: href, target: target ? target.id : null,
+              targetFormula: target ? containers.indexOf(target.closest("mjx-container")) : -1};
+    });
+    return {drawn: box.width > 0 && box.height > 0, mml: math ? math.outerHTML : "",
+            ids: Array.from(c.querySelectorAll("[id^='mjx-eqn']")).map((e) => e.id), links: links};
   });
+  const red = Array.from(scope.querySelectorAll("mjx-container svg *")).filter(
+    (el) => ["rgb(255, 0, 0)", "red"].includes(getComputedStyle(el).fill)).length;
+  // visible text outside formulas and code (no filter callback: it cannot run with JavaScript off)
+  const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
   const texts = [];
-  while (walker.nextNode()) texts.push(walker.currentNode.nodeValue);
+  while (walker.nextNode()) {
+    const parent = walker.currentNode.parentElement;
+    if (!parent || !parent.closest("mjx-container, pre, code, script, style, .snippet-output")) {
+      texts.push(walker.currentNode.nodeValue);
+    }
+  }
   return {
     path: location.pathname,
-    runs: window.spacesMath.runs,
-    containers: scope.querySelectorAll("mjx-container").length,
     arithmatex: arith.length,
-    untypeset: arith.filter(el => !el.querySelector("mjx-container")).length,
-    mjxErrors: scope.querySelectorAll("mjx-merror").length,
-    mml: mml,
+    empty: arith.filter((el) => !el.querySelector("mjx-container")).length,
+    formulas: formulas,
+    merror: scope.querySelectorAll("[data-mml-node='merror'], merror").length,
     red: red,
     text: texts.join(""),
+    mathjaxGlobal: typeof window.MathJax !== "undefined",
   };
-})(%(runs)d)
+}
 """
 
-RAW_LATEX = [r"\\[A-Za-z]+", r"\$\$", r"\$[^$\s][^$]*\$", r"\\\(", r"\\\[", r"[_^]\{"]
 
-
-def expected_formulas(built_posts, name: str) -> set[int]:
-    """How many formulas the post's Markdown holds (the text the build read; see conftest)."""
-    return {len(formulas(split_text(text)[1])) for text in built_posts[name]}
-
-
-def check(stats: dict, expected: set[int] | None, where: str) -> list[str]:
-    import re
-
-    if stats.get("timeout"):
-        return [f"{where}: MathJax did not finish (runs={stats.get('runs')})"]
+def check(stats: dict, tex: list[str] | None, where: str) -> list[str]:
+    """Problems of one inspected page; ``tex``: the formulas of its Markdown, in order (None: an
+    excerpt listing, where only the generic checks apply)."""
     out = []
-    if stats["mjxErrors"]:
-        out.append(f"{where}: {stats['mjxErrors']} MathJax errors (mjx-merror)")
-    for mml in stats["mml"]:
-        if "<merror" in mml:
-            out.append(f"{where}: MathJax error in {mml[:200]}")
-        if re.search(r'mathcolor="red"', mml):
-            out.append(f"{where}: undefined macro (red) in {mml[:300]}")
-        if "???" in mml:
-            out.append(f"{where}: unresolved reference (???) in {mml[:300]}")
+    shown = stats["formulas"]
+    if stats["merror"]:
+        out.append(f"{where}: {stats['merror']} MathJax errors")
     if stats["red"]:
         out.append(f"{where}: {stats['red']} red elements in formulas (undefined macros)")
-    if stats["untypeset"]:
-        out.append(f"{where}: {stats['untypeset']} formulas left untypeset")
-    if stats["containers"] != stats["arithmatex"]:
-        out.append(f"{where}: {stats['containers']} typeset formulas for {stats['arithmatex']} .arithmatex")
-    if expected is not None and stats["containers"] not in expected:
-        out.append(f"{where}: {stats['containers']} typeset formulas, "
-                   f"the Markdown has {' or '.join(map(str, sorted(expected)))}")
-    if len(stats["mml"]) != stats["containers"]:
-        out.append(f"{where}: MathJax knows {len(stats['mml'])} formulas, the page shows {stats['containers']}")
+    if stats["empty"]:
+        out.append(f"{where}: {stats['empty']} .arithmatex elements without a formula")
+    if len(shown) != stats["arithmatex"]:
+        out.append(f"{where}: {len(shown)} formulas for {stats['arithmatex']} .arithmatex elements")
+    if stats["mathjaxGlobal"]:
+        out.append(f"{where}: window.MathJax exists (a MathJax script ran)")
+    for i, f in enumerate(shown):
+        if not f["drawn"]:
+            out.append(f"{where}: formula {i} is not drawn (empty SVG)")
+        if not f["mml"]:
+            out.append(f"{where}: formula {i} has no assistive MathML")
+        if 'mathcolor="red"' in f["mml"] or "<merror" in f["mml"]:
+            out.append(f"{where}: formula {i}: error or undefined macro: {f['mml'][:300]}")
+        if "???" in f["mml"]:
+            out.append(f"{where}: formula {i}: unresolved reference: {f['mml'][:300]}")
+        for link in f["links"]:
+            if link["target"] is None:
+                out.append(f"{where}: formula {i} links to {link['href']}, which is not on the page")
+    if tex is not None:
+        if len(shown) != len(tex):
+            out.append(f"{where}: {len(shown)} formulas on the page, the Markdown has {len(tex)}")
+        else:
+            out += check_eqrefs(shown, tex, where)
     for pattern in RAW_LATEX:
         m = re.search(pattern, stats["text"])
         if m:
@@ -275,79 +125,276 @@ def check(stats: dict, expected: set[int] | None, where: str) -> list[str]:
     return out
 
 
+def check_eqrefs(shown: list[dict], tex: list[str], where: str) -> list[str]:
+    """Each \\eqref{name} of formula j links to the anchor that formula i, holding \\label{name}, carries."""
+    out = []
+    labelled = {name: i for i, t in enumerate(tex) for name in LABEL.findall(t)}
+    for name, i in labelled.items():
+        if f"mjx-eqn:{name}" not in shown[i]["ids"]:
+            out.append(f"{where}: formula {i} has \\label{{{name}}} but no anchor mjx-eqn:{name}")
+    for j, t in enumerate(tex):
+        for name in EQREF.findall(t):
+            href = "#" + quote(f"mjx-eqn:{name}", safe="")
+            links = [link for link in shown[j]["links"] if link["href"] == href]
+            if not links:
+                out.append(f"{where}: formula {j}: \\eqref{{{name}}} has no link to {href}")
+            elif name not in labelled:
+                out.append(f"{where}: formula {j}: \\eqref{{{name}}} names no \\label of the page")
+            elif any(link["targetFormula"] != labelled[name] for link in links):
+                out.append(f"{where}: formula {j}: \\eqref{{{name}}} does not land on formula {labelled[name]}")
+    return out
+
+
+def post_formulas(built_posts, name: str) -> list[str]:
+    """The formulas of the post's Markdown as the build read it (conftest's built_posts)."""
+    texts = built_posts[name]
+    return formulas(split_text(texts[-1])[1])
+
+
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `make test` installs Debian's chromium "
-                    "(apt-get install -y chromium)", pytrace=False)
-    b = Chromium(CHROMIUM)
-    try:
-        yield b
-    finally:
-        b.close()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        try:
+            b = launch(p)
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture(scope="module")
-def tab(browser):
-    return Tab(browser)
+def page(browser, site_server):
+    context = browser.new_context(**DESKTOP)
+    tab = context.new_page()
+    tab.recorder = Recorder(tab, site_server)
+    yield tab
+    context.close()
 
 
-def inspect(tab: Tab, runs: int = 1) -> dict:
-    return tab.evaluate(INSPECT % {"timeout": int(PAGE_TIMEOUT * 1000), "runs": runs})
+def visit(page, url: str) -> dict:
+    page.recorder.reset()
+    page.goto(url, wait_until="load")
+    return page.evaluate(INSPECT)
 
 
-def test_every_article_page(tab, site_server, built_posts):
-    problems, typeset = [], 0
+def no_mathjax_scripts(page, where: str) -> list[str]:
+    return [f"{where}: loads a MathJax script: {url}" for url in page.recorder.scripts if "mathjax" in url.lower()]
+
+
+def test_every_article_page(page, site_server, built_posts):
+    problems, shown = [], 0
     for name, slug in POSTS:
-        tab.goto(urljoin(site_server, f"{slug}/"))
-        stats = inspect(tab)
-        problems += check(stats, expected_formulas(built_posts, name), slug)
-        problems += [f"{slug}: {p}" for p in tab.problems(site_server)]
-        typeset += stats["containers"]
+        stats = visit(page, urljoin(site_server, f"{slug}/"))
+        problems += check(stats, post_formulas(built_posts, name), slug)
+        problems += [f"{slug}: {p}" for p in page.recorder.problems]
+        problems += no_mathjax_scripts(page, slug)
+        shown += len(stats["formulas"])
     assert not problems, "\n".join(problems)
-    assert typeset >= 77, "the 40 excerpts alone hold 77 formulas"
+    assert shown >= 77, "the 40 excerpts alone hold 77 formulas"
 
 
-def test_listing_pages(tab, site_server, built_site):
-    """Home, its pagination, archive and category pages: excerpts typeset one by one, no clash."""
+def test_math_visible_without_javascript(browser, site_server, built_posts):
+    """With JavaScript disabled every article still shows all its formulas, drawn."""
+    context = browser.new_context(java_script_enabled=False, **DESKTOP)
+    tab = context.new_page()
+    problems = []
+    try:
+        for name, slug in POSTS:
+            tab.goto(urljoin(site_server, f"{slug}/"), wait_until="load")
+            problems += check(tab.evaluate(INSPECT), post_formulas(built_posts, name), f"{slug} (no JS)")
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_listing_pages(page, site_server, built_site):
+    """Home, its pagination, archive and category pages: the excerpts' formulas are there too."""
     pages = ["", *sorted(f"page/{p.name}/" for p in (built_site / "page").iterdir())]
     pages += sorted(str(p.parent.relative_to(built_site)) + "/" for p in built_site.glob("archive/*/*/index.html"))[:3]
     pages += sorted(str(p.parent.relative_to(built_site)) + "/" for p in built_site.glob("category/*/index.html"))
-    problems, typeset = [], 0
+    problems, shown = [], 0
     for path in pages:
-        tab.goto(urljoin(site_server, path))
-        stats = inspect(tab)
+        stats = visit(page, urljoin(site_server, path))
         problems += check(stats, None, path or "/")
-        problems += [f"{path or '/'}: {p}" for p in tab.problems(site_server)]
-        typeset += stats["containers"]
+        problems += [f"{path or '/'}: {p}" for p in page.recorder.problems]
+        problems += no_mathjax_scripts(page, path or "/")
+        shown += len(stats["formulas"])
     assert not problems, "\n".join(problems)
-    assert typeset > 0
+    assert shown > 0
 
 
-def test_instant_navigation_typesets_the_new_page(tab, site_server, built_posts):
+def test_instant_navigation_shows_the_new_page(page, site_server, built_posts):
     """First load, then pages reached by clicking (Material's instant navigation, no reload)."""
-    expected = {slug: expected_formulas(built_posts, name) for name, slug in POSTS}
-    tab.goto(site_server)
-    first = inspect(tab)
+    tex = {slug: post_formulas(built_posts, name) for name, slug in POSTS}
+    first = visit(page, site_server)
     problems = check(first, None, "/")
-    # from the home page to a part of a series, then through the series box to the other parts
     route = [slug for slug in ("transformer-upgrade-4-2d-rope", "transformer-upgrade-1-sinusoidal",
-                               "transformer-upgrade-3-linear-attention") if slug in expected]
-    runs = first["runs"]
-    tab.start_recording()
+                               "transformer-upgrade-3-linear-attention") if slug in tex]
+    loads = []
+    page.on("framenavigated", lambda frame: frame == page.main_frame and loads.append(frame.url))
+    page.recorder.reset()
+    start = len(loads)
     while route:
-        clicked = tab.evaluate(
-            "((slugs) => { for (const a of document.querySelectorAll('article a[href]')) {"
+        clicked = page.evaluate(
+            "(slugs) => { for (const a of document.querySelectorAll('article a[href]')) {"
             " const path = new URL(a.href, location.href).pathname;"
             " const slug = slugs.find(s => path.endsWith('/' + s + '/'));"
-            " if (slug) { a.click(); return slug; } } return null; })(" + json.dumps(route) + ")")
+            " if (slug) { a.click(); return slug; } } return null; }", route)
         assert clicked, f"no link to any of {route} on the page"
         route.remove(clicked)
-        stats = inspect(tab, runs + 1)
-        assert stats.get("path", "").endswith(f"/{clicked}/"), f"instant navigation did not reach {clicked}: {stats}"
-        problems += check(stats, expected[clicked], f"{clicked} (instant)")
-        runs = stats["runs"]
-    problems += tab.problems(site_server)
-    navigations = [e for e in tab.events_since_mark() if e["method"] == "Page.frameNavigated"]
-    assert not navigations, "the clicks reloaded the page instead of navigating instantly"
+        page.wait_for_function("(slug) => location.pathname.endsWith('/' + slug + '/') && "
+                               "document.querySelector('article.md-content__inner h1')", arg=clicked)
+        page.wait_for_load_state("load")
+        stats = page.evaluate(INSPECT)
+        problems += check(stats, tex[clicked], f"{clicked} (instant)")
+    problems += page.recorder.problems
+    assert not [u for u in loads[start:] if not u.startswith(site_server)], loads
+    # instant navigation changes the URL with history.pushState: no new document was loaded
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert not problems, "\n".join(problems)
+
+
+EQREF_PAGE = r"""# Numbered equations
+
+Forward: see $\eqref{eq:second}$, and the first, $\eqref{eq:first}$.
+
+\begin{equation}\label{eq:first} a = b \end{equation}
+
+""" + "Filler paragraph so that the equations sit far apart.\n\n" * 60 + r"""
+$$E = mc^2 \tag{7}\label{eq:tagged}$$
+
+\begin{equation}\label{eq:second} c = \frac{1}{2} \end{equation}
+
+Back: $\eqref{eq:first}$, $\eqref{eq:tagged}$.
+"""
+
+
+def test_eqref_follows_to_its_equation(browser, tmp_path):
+    """On a page with \\eqref (no post of the archive has one yet): clicking each reference brings
+    its equation into view and makes its anchor the :target."""
+    body = markdown.markdown(EQREF_PAGE, extensions=["pymdownx.arithmatex", "spaces_build.mathrender"],
+                             extension_configs={"pymdownx.arithmatex": {"generic": True}})
+    css = (ROOT / "docs" / "stylesheets" / "mathjax.css").read_text(encoding="utf-8")
+    (tmp_path / "page.html").write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{css}</style></head>"
+        f"<body><article class='md-content__inner'>{body}</article></body></html>", encoding="utf-8")
+    context = browser.new_context(viewport={"width": 800, "height": 400})
+    tab = context.new_page()
+    try:
+        tab.goto((tmp_path / "page.html").as_uri())
+        stats = tab.evaluate(INSPECT)
+        tex = formulas(EQREF_PAGE)
+        assert not check(stats, tex, "eqref page")
+        links = [(i, link) for i, f in enumerate(stats["formulas"]) for link in f["links"]]
+        assert len(links) == 4
+        for i, link in links:
+            tab.evaluate("window.scrollTo(0, 0)")
+            tab.locator("mjx-container").nth(i).locator(f"a[href='{link['href']}']").click()
+            landed = tab.evaluate("""() => { const t = document.querySelector(':target');
+                const r = t ? t.getBoundingClientRect() : null;
+                return {id: t ? t.id : null, visible: !!r && r.bottom > 0 && r.top < innerHeight}; }""")
+            assert landed == {"id": link["target"], "visible": True}, (link, landed)
+    finally:
+        context.close()
+
+
+def test_search_results_without_zero_width_separators(page, site_server, built_site):
+    """The index keeps jieba's U+200B (segmentation); the results shown carry none."""
+    index = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert any("\u200b" in doc["text"] for doc in index["docs"]), "the index lost its separators"
+    visit(page, site_server)
+    problems = []
+    for query in ("线性", "梯度", "采样", "Performer"):
+        box = page.locator("input.md-search__input")
+        box.click()
+        box.fill("")
+        box.press_sequentially(query, delay=30)
+        box.press("End")   # Chinese is inserted as text, without key events: one key-up for Material
+        page.wait_for_function(
+            "(q) => { const m = document.querySelector('.md-search-result__item mark');"
+            " return m && m.textContent.replace(/\u200b/g, '').toLowerCase().includes(q.toLowerCase()); }",
+            arg=query, timeout=30_000)
+        shown = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '.md-search-result__item h1, .md-search-result__item h2, .md-search-result__item p'))
+            .map((el) => el.textContent)""")
+        assert shown, f"no result for {query}"
+        problems += [f"{query}: {t[:80]!r}" for t in shown if "\u200b" in t]
+        page.keyboard.press("Escape")
+    assert not problems, "zero-width separators shown:\n" + "\n".join(problems)
+
+
+def test_phone_width(browser, site_server, built_site, built_posts, tmp_path_factory):
+    """At 390 px, no page scrolls sideways; wide formulas and code scroll inside their block."""
+    shots = Path(os.environ.get("SPACES_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    heaviest = max(POSTS, key=lambda p: len(post_formulas(built_posts, p[0])))[1]
+    code_pages = sorted(p.parent.name for p in built_site.glob("code/*/index.html"))
+    assert code_pages, "no code page was built"
+    pages = ["", *(f"{slug}/" for _, slug in POSTS), *(f"code/{name}/" for name in code_pages)]
+    shoot = {"": "home", f"{heaviest}/": "formulas", f"code/{code_pages[0]}/": "code"}
+    context = browser.new_context(**PHONE)
+    tab = context.new_page()
+    problems = []
+    try:
+        for path in pages:
+            tab.goto(urljoin(site_server, path), wait_until="load")
+            r = tab.evaluate("""() => {
+                const W = document.documentElement.clientWidth;
+                const blocks = Array.from(document.querySelectorAll("div.arithmatex, pre"))
+                  .filter((el) => el.scrollWidth > el.clientWidth + 1)
+                  .map((el) => ({tag: el.tagName, overflow: getComputedStyle(el).overflowX,
+                                 inner: getComputedStyle(el.querySelector("code") || el).overflowX}));
+                return {W: W, scroll: document.documentElement.scrollWidth,
+                        body: document.body.scrollWidth, blocks: blocks}; }""")
+            if r["W"] != 390:
+                problems.append(f"/{path}: viewport {r['W']} px, not 390")
+            if max(r["scroll"], r["body"]) > r["W"]:
+                problems.append(f"/{path}: the page scrolls sideways ({r['scroll']} px for {r['W']})")
+            for block in r["blocks"]:
+                if "auto" not in (block["overflow"], block["inner"]) and "scroll" not in (block["overflow"], block["inner"]):
+                    problems.append(f"/{path}: a wide {block['tag']} does not scroll inside itself: {block}")
+            if path in shoot:
+                tab.screenshot(path=str(shots / f"390px-{shoot[path]}.png"), full_page=True)
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
+    assert sorted(p.name for p in shots.glob("390px-*.png")) == ["390px-code.png", "390px-formulas.png",
+                                                                 "390px-home.png"]
+
+
+def test_real_urls(built_site):
+    """No placeholder address anywhere; canonical links and RSS items are absolute addresses of
+    site_url (from $SPACES_SITE_URL, else the local server's), the feeds parse."""
+    import xml.etree.ElementTree as ET
+
+    from mkdocs.utils.yaml import yaml_load
+
+    config = yaml_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    site_url = config["site_url"]
+    assert site_url.startswith(("http://", "https://")) and site_url.endswith("/"), site_url
+    placeholders = [str(p.relative_to(built_site)) for p in built_site.rglob("*")
+                    if p.is_file() and p.suffix in {".html", ".xml", ".json", ".ipynb", ".txt", ".js", ".css"}
+                    and b"example.github.io" in p.read_bytes()]
+    assert not placeholders, placeholders[:20]
+    pages = list(built_site.rglob("index.html"))
+    for page in pages:
+        canonical = re.search(r'<link rel="canonical" href="([^"]+)"', page.read_text(encoding="utf-8"))
+        rel = page.parent.relative_to(built_site).as_posix()
+        expected = site_url if rel == "." else f"{site_url}{rel}/"
+        assert canonical and unquote(canonical.group(1)) == expected, (rel, canonical and canonical.group(1))
+    rss = [plugin["rss"] for plugin in config["plugins"] if isinstance(plugin, dict) and "rss" in plugin][0]
+    for name in ("feed_rss_created.xml", "feed_rss_updated.xml"):
+        channel = ET.parse(built_site / name).getroot().find("channel")
+        items = channel.findall("item")
+        assert len(items) == len(POSTS), name
+        assert channel.findtext("image/url") == rss["image"] and rss["image"].startswith(site_url)
+        assert (built_site / rss["image"][len(site_url):]).is_file(), rss["image"]
+        for item in items:
+            for field in ("link", "guid"):
+                url = item.findtext(field)
+                assert url.startswith(site_url), (name, field, url)
+                assert (built_site / url[len(site_url):] / "index.html").is_file(), (name, url)
