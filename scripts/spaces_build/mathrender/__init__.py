@@ -10,8 +10,9 @@ or from plain Python-Markdown::
   puts the output in place, names file and line of a bad formula), ``cache.py`` (content-addressed
   entries under ``.cache/mathrender``), ``worker_client.py`` (the node process), ``worker.js`` (MathJax
   in node: one MathJax document per page, so AMS numbering, ``\\tag``, ``\\label``/``\\eqref`` links
-  and ``\\newcommand`` behave as they did in the browser), ``mathjax.css`` (the styles MathJax's SVG
-  output and its assistive MathML need: ``python -m spaces_build.mathrender stylesheet``).
+  and ``\\newcommand`` behave as they did in the browser), ``__main__.py`` (``python -m
+  spaces_build.mathrender stylesheet``: the styles MathJax's SVG output and its assistive MathML
+  need, served as docs/stylesheets/mathjax.css).
 - Output: SVG with one hidden block of glyph definitions per page (``fontCache: "global"``) and
   MathJax's assistive MathML next to every formula (screen readers read it; the SVG is
   ``aria-hidden``). SVG rather than CHTML: CHTML needs MathJax's web fonts (one request and tens of

@@ -1,5 +1,5 @@
 """``python -m spaces_build.mathrender stylesheet``: the CSS MathJax's SVG output needs (written to
-``mathjax.css`` next to this file; the site serves a copy, see tests/test_mathrender.py)."""
+docs/stylesheets/mathjax.css, checked by tests/test_mathrender.py)."""
 from __future__ import annotations
 
 import sys
