@@ -116,6 +116,33 @@ def test_pages_are_independent(tmp_path):
         render("$$\\R$$\n", tmp_path)
 
 
+def test_output_does_not_depend_on_other_pages(tmp_path):
+    """The same page typeset alone or after other pages (same node process) gives the same bytes."""
+    alone = render(ARTICLE, tmp_path / "a")
+    render("$$\\newcommand{\\b}{X}$$\n\n\\begin{equation}\\label{eq:first} z \\end{equation}\n", tmp_path / "b")
+    assert render(ARTICLE, tmp_path / "c") == alone
+
+
+def test_mkdocs_build_fails_naming_the_file(tmp_path):
+    """Under a real ``mkdocs build``, a bad formula stops the build with file, line and formula."""
+    import subprocess
+    import sys
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("---\ntitle: T\n---\n\n# T\n\nok $a$\n\nbad $\\frac{1}$\n",
+                                                encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: t\nmarkdown_extensions:\n  - pymdownx.arithmatex:\n      generic: true\n"
+        "  - spaces_build.mathrender:\n      cache_dir: cache\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "scripts"), os.environ.get("PYTHONPATH", "")]),
+           "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "docs/index.md:9: MathJax cannot typeset \\frac{1}  —  " in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "site" / "index.html").exists()
+
+
 def test_bad_tex_names_file_line_and_formula(tmp_path):
     source = tmp_path / "post.md"
     source.write_text("# Title\n\nGood $a+b$.\n\nText\n\nBad $\\frac{1}{2} + \\nosuchmacro$ here.\n\n"

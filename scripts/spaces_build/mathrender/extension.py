@@ -42,7 +42,7 @@ class MathRenderError(_ErrorBase):
     def __init__(self, problems: list[tuple[str, int | None, str, str]]):
         self.problems = problems
         lines = [f"{file}:{line if line is not None else '?'}: MathJax cannot typeset "
-                 f"{formula!r}: {message}" for file, line, formula, message in problems]
+                 f"{formula}  —  {message}" for file, line, formula, message in problems]
         super().__init__("\n".join(lines))
 
 
