@@ -171,3 +171,16 @@ def site_server(built_site) -> str:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def built_mini_archive(tmp_path_factory) -> Path:
+    """The small archive of ``tests/mini_archive.py``, built once from nothing (``spaces build``) and
+    shared by the build tests: copy it (``shutil.copytree``, cache included) before changing it."""
+    import mini_archive
+
+    project = mini_archive.make(tmp_path_factory.mktemp("mini") / "archive")
+    proc = mini_archive.build(project)
+    if proc.returncode != 0:
+        pytest.fail(f"mini archive build failed:\n{proc.stderr[-6000:]}", pytrace=False)
+    return project

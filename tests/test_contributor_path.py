@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,10 @@ def _replace(path: Path, pattern: str, new: str, flags=re.S) -> None:
 
 
 @pytest.fixture(scope="module")
-def contribution(tmp_path_factory):
-    project = mini_archive.make(tmp_path_factory.mktemp("contributor") / "clone")
+def contribution(built_mini_archive, tmp_path_factory):
+    # a clone of the shared mini archive, its snippet cache included (only new snippets execute)
+    project = Path(shutil.copytree(built_mini_archive, tmp_path_factory.mktemp("contributor") / "clone",
+                                   ignore=shutil.ignore_patterns("site")))
     contributing = (project / "CONTRIBUTING.md").read_text(encoding="utf-8")
     cmd = _documented_command(contributing, "## English")
     chinese = _documented_command(contributing, "## 中文")

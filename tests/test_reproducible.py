@@ -32,16 +32,12 @@ REPO = mini_archive.REPO
 
 
 @pytest.fixture(scope="module")
-def clean_builds(tmp_path_factory) -> tuple[Path, Path]:
-    """Two mini archives, each built once from nothing."""
-    base = tmp_path_factory.mktemp("reproducible")
-    projects = []
-    for name in ("a", "b"):
-        project = mini_archive.make(base / name)
-        proc = mini_archive.build(project)
-        assert proc.returncode == 0, proc.stderr
-        projects.append(project)
-    return projects[0], projects[1]
+def clean_builds(built_mini_archive, tmp_path_factory) -> tuple[Path, Path]:
+    """Two mini archives, each built once from nothing (the first is the session's shared one)."""
+    project = mini_archive.make(tmp_path_factory.mktemp("reproducible") / "b")
+    proc = mini_archive.build(project)
+    assert proc.returncode == 0, proc.stderr
+    return built_mini_archive, project
 
 
 # --------------------------------------------------------------------------------------------------

@@ -121,23 +121,27 @@ def _logging(quiet: bool) -> None:
     _LOG_STATE[0].logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def plugin_entries(config_file: Path, overrides: dict) -> list:
-    """The ``plugins:`` list of ``config_file`` with ``overrides`` applied to the spaces plugin's options."""
+def plugin_entries(config_file: Path, overrides: dict) -> dict:
+    """The ``plugins:`` of ``config_file`` as a mapping (name -> options) with ``overrides`` applied to
+    the spaces plugin's options. A mapping, because MkDocs empties the one-item dicts of a list as it
+    reads them, and ``mkdocs serve`` reads these again on every rebuild."""
     from mkdocs.utils.yaml import yaml_load
 
     with open(config_file, "rb") as fh:
         raw = yaml_load(fh) or {}
-    entries = []
-    found = False
-    for entry in raw.get("plugins") or []:
-        name = entry if isinstance(entry, str) else next(iter(entry))
-        if name == PLUGIN:
-            found = True
-            options = {} if isinstance(entry, str) else dict(entry[name] or {})
-            options.update(overrides)
-            entry = {name: options}
-        entries.append(entry)
-    if not found and overrides:
+    entries: dict[str, dict] = {}
+    listed = raw.get("plugins") or []
+    for entry in listed.items() if isinstance(listed, dict) else listed:
+        if isinstance(entry, str):
+            name, options = entry, {}
+        elif isinstance(entry, tuple):
+            name, options = entry
+        else:
+            (name, options), = entry.items()
+        entries[name] = dict(options or {})
+    if PLUGIN in entries:
+        entries[PLUGIN].update(overrides)
+    elif overrides:
         raise EngineError(f"{config_file} lists no '{PLUGIN}' plugin: the execution flags have nothing to configure")
     return entries
 

@@ -95,19 +95,20 @@ class EmbedPostprocessor(Postprocessor):
 
 
 class EmbedOutputsExtension(Extension):
-    def __init__(self, **kwargs):
+    def __init__(self, source=None, **kwargs):
+        """``source``: an object with ``output_html(rel) -> str | None`` (the MkDocs plugin passes
+        itself); without it, outputs are read from the cache under ``root``."""
         self.config = {
             "root": [".", "repository root whose .cache/ holds the outputs"],
             "device": ["cpu", "device the outputs were executed on"],
-            "source": [None, "object with output_html(rel) -> str | None (the MkDocs plugin passes its own)"],
         }
         super().__init__(**kwargs)
+        self.given_source = source
         self._cached: CachedOutputs | None = None
 
     def source(self):
-        given = self.getConfig("source")
-        if given is not None:
-            return given
+        if self.given_source is not None:
+            return self.given_source
         if self._cached is None:
             self._cached = CachedOutputs(self.getConfig("root"), self.getConfig("device"))
         return self._cached

@@ -33,7 +33,7 @@ def notebook(article: str, post: Post | None, records: list[Record], cache: Cach
     if post and post.source_url:
         intro.append(f"\n原文：<{post.source_url}>\n")
     intro.append("\n要在本地重新运行，请在仓库根目录安装配套库：`pip install -e .`（代码依赖 `spaces_code`）。")
-    cells = [v4.new_markdown_cell("".join(intro))]
+    cells = [v4.new_markdown_cell(intro)]  # a list of lines, kept as written
     for n, record in enumerate(records, start=1):
         entry = record.entry
         heading = f"`{record.snippet.rel}`"
