@@ -7,16 +7,16 @@ from spaces_code.wgan import (Critic, clip_weights_, critic_gap, gradient_penalt
                               wasserstein1_1d)
 
 device = pick_device()
-gen = make_generator(0, device)
+gen = make_generator(0)  # a CPU generator: the same numbers on every device
 
 
 def sample_p(n: int) -> torch.Tensor:  # "real": two bumps at -2 and +2
-    sign = torch.where(torch.rand(n, generator=gen, device=device) < 0.5, -1.0, 1.0)
-    return 2 * sign + 0.5 * torch.randn(n, generator=gen, device=device)
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    return (2 * sign + 0.5 * torch.randn(n, generator=gen)).to(device)
 
 
 def sample_q(n: int) -> torch.Tensor:  # "generated": one bump in the middle
-    return 0.5 + torch.randn(n, generator=gen, device=device)
+    return (0.5 + torch.randn(n, generator=gen)).to(device)
 
 
 p_all, q_all = sample_p(20000), sample_q(20000)
@@ -25,8 +25,7 @@ print(f"exact W1(p, q) from 20000 sorted samples each:      {w1:.3f}")
 
 
 def train_critic(penalty: bool, seed: int) -> Critic:
-    torch.manual_seed(seed)  # the critic's initial weights
-    critic = Critic(dim=1, hidden=32).to(device)
+    critic = Critic(dim=1, hidden=32, generator=make_generator(seed)).to(device)  # initial weights from `seed`
     opt = (torch.optim.Adam(critic.parameters(), lr=1e-2, betas=(0.5, 0.9)) if penalty
            else torch.optim.RMSprop(critic.parameters(), lr=1e-3))
     for _ in range(200):
