@@ -6,7 +6,7 @@ from spaces_code.rope import apply_rope, apply_rope_2d, rope_matrix, rope_matrix
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # CPU generator: the same q, k whichever device runs
 side, d = 9, 32
 ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
 grid = torch.stack((xs.flatten(), ys.flatten()), dim=-1).to(device)  # (81, 2): (x, y) of each patch
@@ -14,8 +14,8 @@ flat = torch.arange(side * side, device=device)  # 1-D index of the same patches
 n = grid.shape[0]
 
 # the identity <R_m q, R_n k> = <q, R_{n-m} k>, checked on every pair of positions
-q = torch.randn(d, generator=generator, device=device, dtype=torch.float64)
-k = torch.randn(d, generator=generator, device=device, dtype=torch.float64)
+q = torch.randn(d, generator=generator, dtype=torch.float64).to(device)
+k = torch.randn(d, generator=generator, dtype=torch.float64).to(device)
 scores_1d = apply_rope(q.expand(n, d), flat) @ apply_rope(k.expand(n, d), flat).T
 scores_2d = apply_rope_2d(q.expand(n, d), grid) @ apply_rope_2d(k.expand(n, d), grid).T
 
