@@ -8,21 +8,16 @@ from pathlib import Path
 
 import yaml
 
+from spaces_build import parsing
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 POSTS = DOCS / "posts"
 SEEDS = ROOT / "sources" / "seeds"
 TAXONOMY = ROOT / "taxonomy.yml"
 
-FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,}).*?^(?P=indent)(?P=fence)[ \t]*$", re.S | re.M)
-INLINE_CODE = re.compile(r"(`+).+?\1", re.S)
-COMMENT = re.compile(r"<!--.*?-->", re.S)
-# the formula delimiters of the posts (the same as tools/check_fidelity.py)
-MATH = re.compile(
-    r"(\$\$.+?\$\$|\$[^$]+?\$|\\begin\{equation\}.+?\\end\{equation\}|\\\[.+?\\\]|\\\(.+?\\\))",
-    re.S,
-)
+# one parser for the archive's Markdown: the build's (spaces_build.parsing)
+MATH = parsing.MATH
 
 
 def post_files() -> list[Path]:
@@ -35,22 +30,19 @@ def split_post(path: Path) -> tuple[dict, str]:
 
 
 def split_text(text: str, name: str = "post") -> tuple[dict, str]:
-    m = FRONT_MATTER.match(text)
-    if not m:
+    if not parsing.front_matter(text).present:
         raise ValueError(f"{name}: no front matter")
-    return yaml.safe_load(m.group(1)) or {}, text[m.end():]
+    return parsing.split(text)
 
 
 def prose_markdown(body: str) -> str:
     """Markdown without code (fenced blocks, inline code) and HTML comments."""
-    body = FENCE.sub("", body)
-    body = INLINE_CODE.sub("", body)
-    return COMMENT.sub("", body)
+    return parsing.prose(body)
 
 
 def formulas(body: str) -> list[str]:
     """Every formula of a post's Markdown, in order."""
-    return MATH.findall(prose_markdown(body))
+    return parsing.formulas(body)
 
 
 def taxonomy() -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import benchmarks.run as bench  # the repository root is on pytest's pythonpath (pyproject.toml)
+from spaces_build import parsing
 from spaces_build import validation as validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def test_synthetic_archive_has_what_the_scale_benchmark_counts(archive):
     taxonomy = synthetic.yaml.safe_load((archive / "taxonomy.yml").read_text(encoding="utf-8"))
     for path in posts:
         text = path.read_text(encoding="utf-8")
-        meta = synthetic.yaml.safe_load(text.split("---", 2)[1])
+        meta = parsing.front_matter(text).data
         assert meta["categories"][0] in taxonomy["categories"]
         assert meta["tags"] and set(meta["tags"]) <= set(taxonomy["tags"])
         assert "\\begin{equation}" in text and "$$" in text and "\\eqref{" in text  # formulas

@@ -1,7 +1,8 @@
 """The ``spaces`` command: build, serve, validate, scaffold and check the archive.
 
     spaces build [--site-dir DIR] [--jobs N] [--device cpu|cuda|auto] [--timeout S] [--keep-going]
-                 [--execute-only] [--shard K/N] [--no-preload] [--sandbox auto|off] [--no-strict] [--quiet]
+                 [--execute-only] [--shard K/N] [--no-execute] [--no-preload] [--sandbox auto|off]
+                 [--no-strict] [--quiet]
     spaces serve [--dev-addr HOST:PORT] [same execution options]
     spaces validate [--root DIR]
     spaces new SLUG --title ... --date YYYY-MM-DD [...]
@@ -39,6 +40,8 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
                    help=f"seconds per snippet before its process group is killed (default {DEFAULT_TIMEOUT:g})")
     g.add_argument("--keep-going", action="store_true", default=None,
                    help="run every snippet and report all failures, instead of stopping at the first")
+    g.add_argument("--no-execute", dest="execute", action="store_false", default=None,
+                   help="execute nothing: a snippet not in the cache fails the build (CI, after merging shards)")
     g.add_argument("--no-preload", dest="preload", action="store_false", default=None,
                    help="start every snippet as a plain new interpreter (no pre-imported fork server)")
     g.add_argument("--sandbox", choices=("auto", "off"), default=None,
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # pymdownx.snippets resolves snippets/... includes against the working directory
     os.chdir(config_file.parent)
-    overrides = {k: getattr(args, k) for k in ("jobs", "device", "timeout", "keep_going", "preload", "sandbox")
+    overrides = {k: getattr(args, k) for k in ("jobs", "device", "timeout", "keep_going", "execute", "preload", "sandbox")
                  if getattr(args, k) is not None}
     _logging(args.quiet)
     if args.command == "serve":
