@@ -303,10 +303,14 @@ def test_eqref_follows_to_its_equation(browser, tmp_path):
 
 
 def test_search_results_without_zero_width_separators(page, site_server, built_site):
-    """The index keeps jieba's U+200B (segmentation); the results shown carry none."""
+    """The index keeps jieba's U+200B (segmentation); the results shown carry none. The index is
+    fetched when the reader turns to the search box, not on every first visit."""
     index = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
     assert any("\u200b" in doc["text"] for doc in index["docs"]), "the index lost its separators"
     visit(page, site_server)
+    fetched = "() => performance.getEntriesByType('resource').some((e) => e.name.includes('search_index.json'))"
+    page.wait_for_timeout(500)
+    assert not page.evaluate(fetched), "the search index was fetched before anyone searched (overrides/main.html)"
     problems = []
     for query in ("线性", "梯度", "采样", "Performer"):
         box = page.locator("input.md-search__input")
@@ -324,6 +328,7 @@ def test_search_results_without_zero_width_separators(page, site_server, built_s
         assert shown, f"no result for {query}"
         problems += [f"{query}: {t[:80]!r}" for t in shown if "\u200b" in t]
         page.keyboard.press("Escape")
+    assert page.evaluate(fetched)
     assert not problems, "zero-width separators shown:\n" + "\n".join(problems)
 
 
