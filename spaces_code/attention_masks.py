@@ -1,19 +1,21 @@
-"""从语言模型到Seq2Seq：Transformer如戏，全靠Mask — https://kexue.fm/archives/6933
+r"""从语言模型到Seq2Seq：Transformer如戏，全靠Mask — https://kexue.fm/archives/6933
 
 The article's point: one Transformer, four pre-training schemes, and the only thing that changes is the
 mask applied to the attention matrix. Papers: BERT (Devlin et al., 2018), GPT (Radford et al., 2018),
 UniLM (Dong et al., 2019, arXiv:1905.03197) and XLNet (Yang et al., 2019, arXiv:1906.08237).
 
-Scaled dot-product attention with a mask :math:`M` (True = may attend):
+Scaled dot-product attention with a mask $M$ (True = may attend):
 
-.. math::
-
-    \\mathrm{Attention}(Q, K, V) = \\mathrm{softmax}\\!\\left(\\frac{QK^\\top}{\\sqrt{d_k}}
-        + \\log M\\right) V, \\qquad \\log M_{ij} = 0 \\text{ if } M_{ij} \\text{ else } -\\infty
+$$
+\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + \log M\right) V,
+\qquad \log M_{ij} = 0 \text{ if } M_{ij} \text{ else } -\infty
+$$
 
 All masks are boolean tensors of shape ``(n, n)``: entry ``[i, j]`` says whether query ``i`` may see key
-``j``. Because masked scores are set to :math:`-\\infty`, their softmax weight is exactly zero, and so is
+``j``. Because masked scores are set to $-\infty$, their softmax weight is exactly zero, and so is
 the gradient of output ``i`` with respect to input ``j`` (tested in ``tests/test_attention_masks.py``).
+XLNet has two streams: the content stream (``permutation_mask(order, include_self=True)``) sees its own
+token, the query stream that predicts it (``include_self=False``) does not.
 """
 from __future__ import annotations
 
@@ -47,9 +49,11 @@ def permutation_mask(order: Tensor, include_self: bool = True) -> Tensor:
     """XLNet permutation LM: a causal mask in the order ``order`` instead of left to right.
 
     ``order`` is a permutation of ``0..n-1``; ``order[t]`` is the position predicted at step ``t``.
-    Position ``i`` sees position ``j`` iff ``j`` comes no later than ``i`` in ``order`` (strictly
-    earlier when ``include_self`` is False, as XLNet's query stream). Shape ``(n, n)``, on
-    ``order.device``. With ``order = arange(n)`` this is :func:`causal_mask`.
+    Position ``i`` sees position ``j`` iff ``j`` comes no later than ``i`` in ``order``: the *content
+    stream*, which may see its own token (``include_self=True``). The *query stream*, which predicts the
+    token and so must not see it, sees strictly earlier steps only (``include_self=False``); the first
+    step of the order sees nothing there. Shape ``(n, n)``, on ``order.device``. With
+    ``order = arange(n)`` the content stream is :func:`causal_mask`.
     """
     if order.dim() != 1:
         raise ValueError(f"order must be 1-D, got shape {tuple(order.shape)}")
