@@ -60,3 +60,14 @@ def test_long_range_decay_and_integral_approximation(device):
 def test_odd_dimension_raises():
     with pytest.raises(ValueError):
         sinusoidal_position_encoding(torch.arange(3), 5)
+
+
+def test_device_matches_cpu_float64(device):
+    """The encoding is computed in float64 wherever it runs: CUDA's cos/sin differ from CPU's by ulps."""
+    positions = torch.arange(0, 3000, 7)
+    ref = sinusoidal_position_encoding(positions, 64)
+    got = sinusoidal_position_encoding(positions.to(device), 64).cpu()
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-10)
+    offsets = torch.arange(-500, 500)
+    torch.testing.assert_close(relative_inner_product(offsets.to(device), 64).cpu(),
+                               relative_inner_product(offsets, 64), rtol=0, atol=1e-9)
