@@ -1,13 +1,18 @@
-"""Word counting of #4: the pool's merged counts equal the article's serial loop exactly."""
+"""Word counting of #4: every path (monolithic, chunked, pool) runs the article's loop and gives its table."""
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 import pytest
+import torch
 
 from spaces_code.corpus import (MORE_MARKER, chinese_words, read_posts, read_texts,
                                 split_front_matter, tokenize)
-from spaces_code.parallel_count import chunked, count_chunk, merge_counts, parallel_word_count, speedup
+from spaces_code.parallel_count import (chunked, chunked_count, count_chunk, count_ids, count_tokens,
+                                       expected_distinct, merge_counts, parallel_word_count, speedup,
+                                       zipf_probabilities, zipf_stream)
 
 
 def article_loop(texts) -> dict[str, int]:
@@ -84,6 +89,65 @@ def test_parallel_empty_and_merge():
         chunked([], 0)
     with pytest.raises(ValueError):
         parallel_word_count(["a"], processes=0)
+
+
+def test_count_tokens_is_the_article_loop():
+    tokens = ["模型", "的", "模型", 3, 3, 3]
+    assert count_tokens(tokens) == {"模型": 2, "的": 1, 3: 3}
+    counts = {"的": 5}
+    assert count_tokens(["的"], counts) is counts and counts == {"的": 6}  # adds to an existing table
+
+
+def test_every_path_counts_a_zipf_stream_alike(generator):
+    ids = zipf_stream(60_000, zipf_probabilities(20_000), generator)
+    reference = dict(Counter(ids.tolist()))
+    monolithic = chunked_count(ids, 1)
+    assert monolithic == reference and sum(monolithic.values()) == ids.numel()
+    assert chunked_count(ids, 7) == reference  # serial, chunk by chunk, then merged
+    assert chunked_count(ids, 5, processes=2) == reference  # the same loop in two worker processes
+    assert count_ids(ids[:0]) == {}
+    with pytest.raises(ValueError):
+        chunked_count(ids, 0)
+
+
+def test_zipf_stream_comes_from_the_generator_only(seed):
+    """Same generator seed under two different global seeds: the same stream."""
+    probs = zipf_probabilities(1000, 1.1)
+    streams = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        streams.append(zipf_stream(5000, probs, torch.Generator().manual_seed(seed)))
+    assert torch.equal(streams[0], streams[1])
+
+
+def test_zipf_stream_has_the_zipf_frequencies(generator):
+    probs = zipf_probabilities(10_000, 1.0)
+    assert abs(float(probs.sum()) - 1) < 1e-12 and float(probs[0] / probs[9]) == pytest.approx(10.0)
+    n = 100_000
+    counts = torch.bincount(zipf_stream(n, probs, generator), minlength=10_000).double()
+    # each count is Binomial(n, p_w): 6 standard deviations (+1) hold with probability > 1 - 1e-8 per word
+    sigma = (n * probs * (1 - probs)).sqrt()
+    assert bool(((counts[:100] - n * probs[:100]).abs() <= 6 * sigma[:100] + 1).all())
+
+
+def test_chunk_dictionaries_follow_expected_distinct(generator):
+    """A worker's dictionary holds D(m) = sum_w 1 - (1 - p_w)^m words, which grows sub-linearly in m."""
+    probs = zipf_probabilities(200_000, 1.0)
+    ids = zipf_stream(400_000, probs, generator)
+    for m in (1_000, 20_000, 100_000, 400_000):
+        expected = expected_distinct(probs, m)
+        measured = len(count_ids(ids[:m]))
+        # occupancy indicators are negatively associated, so Chernoff holds:
+        # P(|X - D| >= 6 sqrt(D)) <= 2 exp(-12) = 1.2e-5
+        assert abs(measured - expected) <= 6 * math.sqrt(expected), (m, measured, expected)
+    # the formula: D(1) = 1, D(m) <= min(m, V), concave: P chunks of m/P tokens hold more than D(m) in all,
+    # each less than D(m)
+    assert expected_distinct(probs, 1) == pytest.approx(1.0)
+    whole = expected_distinct(probs, 400_000)
+    assert whole < 200_000 and whole < 400_000
+    for parts in (2, 4, 8):
+        part = expected_distinct(probs, 400_000 // parts)
+        assert part < whole < parts * part
 
 
 def test_speedup():
