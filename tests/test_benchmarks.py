@@ -72,14 +72,16 @@ def test_synthetic_archive_builds_with_one_executed_snippet_per_article(archive,
 
 
 def test_plain_config_drops_only_the_execution_plugin(tmp_path):
-    from mkdocs.utils.yaml import yaml_load
+    from spaces_build.cli import read_yaml
 
     (tmp_path / "mkdocs.yml").write_text((REPO / "mkdocs.yml").read_text(encoding="utf-8"), encoding="utf-8")
     plain_text = bench.write_plain_config(tmp_path).read_text(encoding="utf-8")
     full_text = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
 
     def plugins(text):
-        return [p if isinstance(p, str) else next(iter(p)) for p in yaml_load(text)["plugins"]]
+        path = tmp_path / "read.yml"
+        path.write_text(text, encoding="utf-8")
+        return [p if isinstance(p, str) else next(iter(p)) for p in read_yaml(path)["plugins"]]
 
     assert "spaces" in plugins(full_text) and "spaces-site" in plugins(full_text)
     assert plugins(plain_text) == [p for p in plugins(full_text) if p != "spaces"]

@@ -16,13 +16,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from mkdocs.utils.yaml import yaml_load
+from spaces_build.cli import read_yaml
 
 from site_helpers import ROOT, post_files
 
 pytestmark = pytest.mark.slow
 
-_CONFIG = yaml_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))  # !ENV tags resolved as MkDocs does
+_CONFIG = read_yaml(ROOT / "mkdocs.yml")  # !ENV and !relative resolved as MkDocs does
 SITE_URL = _CONFIG["site_url"]  # pages are resolved at their deployed address: root-absolute links too
 def _local(url: str) -> str | None:
     """The site-relative path of an address of this site, else None (another host)."""

@@ -19,7 +19,8 @@ from spaces_build.cache import Cache, CacheEntry, Hasher, cache_key
 from spaces_build.config import EngineError, Options
 from spaces_build.embed import EmbedOutputsExtension, MissingOutput
 from spaces_build.engine import environment, run_build
-from spaces_build.executor import _decode, run_process
+from spaces_build.capture import decode as _decode
+from spaces_build.executor import run_process
 from spaces_build.notebooks import notebook
 from spaces_build.render import render_output
 

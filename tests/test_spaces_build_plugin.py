@@ -50,9 +50,7 @@ def test_plugin_schema_defaults_are_the_options_defaults():
 
 
 def test_the_real_mkdocs_yml_registers_plugins_not_hooks():
-    from mkdocs.utils.yaml import yaml_load
-
-    config = yaml_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    config = cli.read_yaml(REPO / "mkdocs.yml")
     names = [p if isinstance(p, str) else next(iter(p)) for p in config["plugins"]]
     assert "spaces" in names and "spaces-site" in names and "hooks" not in config
 

@@ -124,14 +124,21 @@ def _logging(quiet: bool) -> None:
     _LOG_STATE[0].logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+def read_yaml(config_file: Path) -> dict:
+    """mkdocs.yml as MkDocs reads it (``!ENV``, ``!relative $config_dir/...``, ``INHERIT``), unvalidated."""
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.utils.yaml import get_yaml_loader, yaml_load
+
+    placeholder_config = MkDocsConfig(config_file_path=str(config_file))
+    with open(config_file, "rb") as fh:
+        return yaml_load(fh, loader=get_yaml_loader(config=placeholder_config)) or {}
+
+
 def plugin_entries(config_file: Path, overrides: dict) -> dict:
     """The ``plugins:`` of ``config_file`` as a mapping (name -> options) with ``overrides`` applied to
     the spaces plugin's options. A mapping, because MkDocs empties the one-item dicts of a list as it
     reads them, and ``mkdocs serve`` reads these again on every rebuild."""
-    from mkdocs.utils.yaml import yaml_load
-
-    with open(config_file, "rb") as fh:
-        raw = yaml_load(fh) or {}
+    raw = read_yaml(config_file)
     entries: dict[str, dict] = {}
     listed = raw.get("plugins") or []
     for entry in listed.items() if isinstance(listed, dict) else listed:

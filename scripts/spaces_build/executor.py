@@ -14,7 +14,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,12 +21,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .cache import SCHEMA, CacheEntry
+from .capture import UNSAFE_SVG, Capture, decode, excerpt
 from .config import Options
 from .discovery import Snippet
 from .project import NOT_SOURCES
@@ -35,8 +34,6 @@ from .project import NOT_SOURCES
 log = logging.getLogger("mkdocs.spaces.engine")
 
 RUNNER = Path(__file__).resolve().parent / "runner.py"
-OUTPUT_HEAD = 48 * 1024  # bytes of output kept from the start ...
-OUTPUT_TAIL = 16 * 1024  # ... and from the end, when a snippet prints more than both together
 
 
 @dataclasses.dataclass
@@ -74,76 +71,6 @@ class Record:
         return text
 
 
-class _Capture(threading.Thread):
-    """Reads a child's combined stdout/stderr, keeping its head and tail and counting the rest."""
-
-    def __init__(self, stream):
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.head = bytearray()
-        self.tail: deque[bytes] = deque()
-        self.tail_len = 0
-        self.total = 0
-
-    def run(self):
-        while True:
-            chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536)
-            if not chunk:
-                break
-            self.total += len(chunk)
-            room = OUTPUT_HEAD - len(self.head)
-            if room > 0:
-                self.head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self.tail.append(chunk)
-                self.tail_len += len(chunk)
-                while self.tail_len - len(self.tail[0]) >= OUTPUT_TAIL:
-                    self.tail_len -= len(self.tail.popleft())
-
-    def parts(self) -> tuple[bytes, bytes, bool]:
-        """(head, tail, truncated); without truncation everything is in head."""
-        tail = b"".join(self.tail)
-        if len(self.head) + len(tail) == self.total and len(tail) <= OUTPUT_TAIL:
-            return bytes(self.head) + tail, b"", False
-        return bytes(self.head), tail[-OUTPUT_TAIL:], True
-
-
-# What a figure (an SVG served from the site, and inlined into the notebook pages) may not contain.
-# (Attributes are matched inside tags only: matplotlib copies the plot's texts into <!-- comments -->.)
-UNSAFE_SVG = re.compile(rb"<\s*(?:script|foreignObject|iframe|embed|object)\b|<[a-z][^>]*\son[a-z]+\s*="
-                        rb"|<[a-z][^>]*(?<![a-z])href\s*=\s*[\"']\s*(?!#|data:image/(?:png|jpeg|gif);)"
-                        rb"|url\(\s*[\"']?\s*(?:[a-z]+:|//)",
-                        re.IGNORECASE)
-
-
-def _excerpt(data: bytes, start: int, end: int) -> str:
-    """The offending part of a figure, on one line: the match and what follows it."""
-    text = data[start:min(end, start + 60) + 40].decode("utf-8", errors="replace")
-    return " ".join(text.split())
-
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def _decode(data: bytes, replacements: list[tuple[str, str]]) -> str:
-    """Output as a terminal would show it: colours dropped, a line redrawn after ``\\r`` (progress
-    bars) keeps its last state, and the machine's paths become repository-relative."""
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
-    if "\x1b" in text:
-        text = ANSI_ESCAPE.sub("", text)
-    if "\r" in text:
-        text = "\n".join(_last_redraw(line) for line in text.split("\n"))
-    for old, new in replacements:
-        text = text.replace(old, new)
-    return text
-
-
-def _last_redraw(line: str) -> str:
-    parts = [part for part in line.split("\r") if part]
-    return parts[-1] if parts else ""
-
-
 # The environment every snippet runs in (part of the cache key: changing it re-runs everything).
 SNIPPET_ENV = {
     "MPLBACKEND": "Agg",
@@ -173,7 +100,7 @@ def child_env(root: Path, device: str) -> dict[str, str]:
 
 @dataclasses.dataclass
 class ProcessResult:
-    """How a snippet's process ended, and what it printed (head and tail, see :class:`_Capture`)."""
+    """How a snippet's process ended, and what it printed (head and tail, see :class:`~spaces_build.capture.Capture`)."""
 
     returncode: int | None
     timed_out: bool
@@ -194,7 +121,7 @@ def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: flo
                             stderr=subprocess.STDOUT, start_new_session=True)
     if started is not None:
         started(lambda: _kill_group(proc))
-    capture = _Capture(proc.stdout)
+    capture = Capture(proc.stdout)
     capture.start()
     timed_out = False
     try:
@@ -279,7 +206,7 @@ class Executor:
 
         replacements = [(str(cwd) + os.sep, ""), (str(cwd), "."), (str(self.root) + os.sep, ""),
                         (str(tmp), "<tmp>")]
-        output, output_tail = _decode(proc.head, replacements), _decode(proc.tail, replacements)
+        output, output_tail = decode(proc.head, replacements), decode(proc.tail, replacements)
         wall = round(proc.wall, 3)
         try:
             result = json.loads((out / "result.json").read_text(encoding="utf-8"))
@@ -308,7 +235,7 @@ class Executor:
             if unsafe:  # matplotlib never writes these: the snippet wrote the file itself
                 return Record(snippet, "failed", False, error={
                     "type": "UnsafeFigure", "line": None,
-                    "message": f"figure {i} contains {_excerpt(data, unsafe.start(), unsafe.end())!r}; "
+                    "message": f"figure {i} contains {excerpt(data, unsafe.start(), unsafe.end())!r}; "
                                "a figure with scripts, event handlers or external references is never published"},
                     output=output + output_tail, seconds=result["seconds"])
         entry = CacheEntry(
