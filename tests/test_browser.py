@@ -75,6 +75,9 @@ INSPECT = r"""
     empty: arith.filter((el) => !el.querySelector("mjx-container")).length,
     formulas: formulas,
     merror: scope.querySelectorAll("[data-mml-node='merror'], merror").length,
+    // glyphs a formula <use>s that the page does not define
+    missingGlyphs: Array.from(scope.querySelectorAll("mjx-container use")).filter((u) =>
+      !document.getElementById((u.getAttribute("xlink:href") || u.getAttribute("href") || "#").slice(1))).length,
     red: red,
     text: texts.join(""),
     mathjaxGlobal: typeof window.MathJax !== "undefined",
@@ -90,6 +93,8 @@ def check(stats: dict, tex: list[str] | None, where: str) -> list[str]:
     shown = stats["formulas"]
     if stats["merror"]:
         out.append(f"{where}: {stats['merror']} MathJax errors")
+    if stats["missingGlyphs"]:
+        out.append(f"{where}: {stats['missingGlyphs']} glyphs used by formulas are not defined on the page")
     if stats["red"]:
         out.append(f"{where}: {stats['red']} red elements in formulas (undefined macros)")
     if stats["empty"]:
@@ -376,9 +381,12 @@ def test_real_urls(built_site):
     site_url (from $SPACES_SITE_URL, else the local server's), the feeds parse."""
     import xml.etree.ElementTree as ET
 
-    from mkdocs.utils.yaml import yaml_load
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.utils.yaml import get_yaml_loader, yaml_load
 
-    config = yaml_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    # MkDocs' own YAML loader: !ENV resolved as the build resolved it
+    config = yaml_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"),
+                       loader=get_yaml_loader(config=MkDocsConfig()))
     site_url = config["site_url"]
     assert site_url.startswith(("http://", "https://")) and site_url.endswith("/"), site_url
     placeholders = [str(p.relative_to(built_site)) for p in built_site.rglob("*")

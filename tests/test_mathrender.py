@@ -19,7 +19,7 @@ from spaces_build.mathrender import extension as mr_extension
 from spaces_build.mathrender.worker_client import shared_worker
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTAINER = re.compile(r'<(span|div) class="arithmatex">(<svg[^>]*id="MJX-SVG-global-cache".*?</svg>)?'
+CONTAINER = re.compile(r'<(span|div) class="arithmatex">(<svg class="mjx-glyphs"[^>]*><defs>.*?</defs></svg>)?'
                        r'(<mjx-container .*?</mjx-container>)</\1>', re.S)
 
 
@@ -66,19 +66,24 @@ def test_round_trip_every_formula_typeset(tmp_path):
     # as in the Markdown: 4 inline ($x<y$ and three \eqref), 4 display
     assert len(blocks) == 8, html[:2000]
     assert html.count('<div class="arithmatex">') == 4 and html.count('<span class="arithmatex">') == 4
-    # the page's glyphs are defined once, before the first formula, and every <use> finds its glyph
-    assert html.count('id="MJX-SVG-global-cache"') == 1
-    assert blocks[0][1], "the glyph definitions precede the first formula"
-    defined = set(re.findall(r'<path id="([^"]+)"', html))
-    used = set(re.findall(r'xlink:href="#(MJX-[^"]+)"', html))
-    assert used and used <= defined, used - defined
+    # each glyph is defined once in the page, by or before the first formula that uses it (so any
+    # leading part of the page, e.g. a blog excerpt, is self-contained), and none is unused
+    defined = re.findall(r'<path id="([^"]+)"', html)
+    assert defined and len(defined) == len(set(defined))
+    seen: set[str] = set()
+    for _, glyphs, container in blocks:
+        seen |= set(re.findall(r'<path id="([^"]+)"', glyphs))
+        used = set(re.findall(r'xlink:href="#(MJX-[^"]+)"', container))
+        assert used <= seen, used - seen
+    assert seen == set(re.findall(r'xlink:href="#(MJX-[^"]+)"', html))
     # no TeX left in the page outside the assistive MathML, no error, no unresolved reference
     visible = re.sub(r"<mjx-assistive-mml.*?</mjx-assistive-mml>", "", html, flags=re.S)
     for raw in ("\\(", "\\[", "\\begin", "\\frac", "$"):
         assert raw not in unescape(re.sub(r"<[^>]+>", "", visible)), raw
     assert "merror" not in html and "???" not in html and 'mathcolor="red"' not in html
     # the SVG is hidden from screen readers, which read the MathML instead
-    assert html.count('aria-hidden="true"') == 8 and len(assistive(html)) == 8
+    assert all('aria-hidden="true"' in re.search(r"<svg[^>]*>", block[2]).group(0) for block in blocks)
+    assert len(assistive(html)) == 8
     assert "<mi>x</mi><mo>&lt;</mo><mi>y</mi>" in assistive(html)[0]
     assert 'mathvariant="bold-italic"' in html       # \boldsymbol b
     assert 'mathvariant="script"' in html            # \mathscr L

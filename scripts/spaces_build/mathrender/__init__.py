@@ -13,7 +13,8 @@ or from plain Python-Markdown::
   and ``\\newcommand`` behave as they did in the browser), ``__main__.py`` (``python -m
   spaces_build.mathrender stylesheet``: the styles MathJax's SVG output and its assistive MathML
   need, served as docs/stylesheets/mathjax.css).
-- Output: SVG with one hidden block of glyph definitions per page (``fontCache: "global"``) and
+- Output: SVG, each glyph defined once per page (``fontCache: "global"``, spread over the formulas
+  that first use them, so excerpts carry only their own glyphs), and
   MathJax's assistive MathML next to every formula (screen readers read it; the SVG is
   ``aria-hidden``). SVG rather than CHTML: CHTML needs MathJax's web fonts (one request and tens of
   kB per font used, and stylesheet URLs that depend on where the page sits); SVG needs nothing but

@@ -3,8 +3,9 @@
 ``pymdownx.arithmatex`` (``generic: true``) writes every formula as ``<span class="arithmatex">\\(…\\)
 </span>`` or ``<div class="arithmatex">\\[…\\]</div>``. After the page is serialised, a postprocessor
 collects them all, has MathJax typeset them as one document (see worker.js) or finds them in the
-cache, and puts the output inside the same elements. The first of them also holds the hidden
-``<svg>`` of glyph definitions that the page's formulas ``<use>``.
+cache, and puts the output inside the same elements. MathJax defines each glyph once per page
+(``fontCache: "global"``); each formula's element also holds a hidden ``<svg>`` with the glyphs that
+formula is the first to ``<use>``, so a leading part of the page (a blog excerpt) is self-contained.
 
 A formula MathJax cannot typeset (TeX error, undefined macro, reference to an unknown label) raises
 :class:`MathRenderError` naming the Markdown file, the line and the formula; under MkDocs it is a
@@ -32,6 +33,9 @@ except ImportError:  # pragma: no cover - plain Python-Markdown, no MkDocs insta
 # what pymdownx.arithmatex (generic mode) writes; the TeX inside is HTML-escaped, so no "<" in it
 ARITHMATEX = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
 DELIMITERS = (("\\(", "\\)"), ("\\[", "\\]"))
+# MathJax's glyph definitions (fontCache "global") and the formulas' references to them
+GLYPH = re.compile(r'<path id="([^"]+)" d="[^"]*"></path>')
+USE = re.compile(r'xlink:href="#([^"]+)"')
 
 _caches: dict[str, RenderCache] = {}
 
@@ -82,6 +86,21 @@ def locate(source: str, formulas: list[str]) -> list[int | None]:
     return lines
 
 
+def glyphs_by_formula(rendered: Rendered) -> list[str]:
+    """For each formula, a hidden ``<svg>`` defining the glyphs it is the first of the page to use
+    (or ""). Any leading part of the page (a blog excerpt is one) thus holds the glyphs of its own
+    formulas and no others, and each glyph is defined once per page."""
+    paths = {m.group(1): m.group(0) for m in GLYPH.finditer(rendered.defs)}
+    seen: set[str] = set()
+    out = []
+    for item in rendered.items:
+        new = [g for g in dict.fromkeys(USE.findall(item)) if g not in seen and g in paths]
+        seen.update(new)
+        out.append(f'<svg class="mjx-glyphs" style="display: none;" aria-hidden="true"><defs>'
+                   f'{"".join(paths[g] for g in new)}</defs></svg>' if new else "")
+    return out
+
+
 class _SourceCapture(Preprocessor):
     """Keeps the Markdown as given (for line numbers in error messages)."""
 
@@ -106,10 +125,9 @@ class _RenderMath(Postprocessor):
         items = [{"tag": m.group(1), "html": m.group(2)} for m in found]
         rendered = self.owner.render(items)
         out, last = [], 0
-        for i, (m, output) in enumerate(zip(found, rendered.items)):
+        for m, glyphs, output in zip(found, glyphs_by_formula(rendered), rendered.items):
             out.append(text[last:m.start()])
-            defs = rendered.defs if i == 0 else ""
-            out.append(f'<{m.group(1)} class="arithmatex">{defs}{output}</{m.group(1)}>')
+            out.append(f'<{m.group(1)} class="arithmatex">{glyphs}{output}</{m.group(1)}>')
             last = m.end()
         out.append(text[last:])
         return "".join(out)
