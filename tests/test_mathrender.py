@@ -19,7 +19,7 @@ from spaces_build.mathrender import extension as mr_extension
 from spaces_build.mathrender.worker_client import shared_worker
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTAINER = re.compile(r'<(span|div) class="arithmatex">(<svg class="mjx-glyphs"[^>]*><defs>.*?</defs></svg>)?'
+CONTAINER = re.compile(r'<(span|div) class="arithmatex" data-tex="[^"]*">(<svg class="mjx-glyphs"[^>]*><defs>.*?</defs></svg>)?'
                        r'(<mjx-container .*?</mjx-container>)</\1>', re.S)
 
 
@@ -65,7 +65,10 @@ def test_round_trip_every_formula_typeset(tmp_path):
     blocks = CONTAINER.findall(html)
     # as in the Markdown: 4 inline ($x<y$ and three \eqref), 4 display
     assert len(blocks) == 8, html[:2000]
-    assert html.count('<div class="arithmatex">') == 4 and html.count('<span class="arithmatex">') == 4
+    assert html.count('<div class="arithmatex"') == 4 and html.count('<span class="arithmatex"') == 4
+    # each keeps the TeX it was typeset from, as arithmatex wrote it (never shown: an attribute)
+    assert re.findall(r'class="arithmatex" data-tex="([^"]*)"', html)[:2] == [
+        r"\(x&lt;y\)", r"\(\eqref{eq:later}\)"]
     # each glyph is defined once in the page, by or before the first formula that uses it (so any
     # leading part of the page, e.g. a blog excerpt, is self-contained), and none is unused
     defined = re.findall(r'<path id="([^"]+)"', html)

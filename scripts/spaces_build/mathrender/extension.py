@@ -6,6 +6,8 @@ collects them all, has MathJax typeset them as one document (see worker.js) or f
 cache, and puts the output inside the same elements. MathJax defines each glyph once per page
 (``fontCache: "global"``); each formula's element also holds a hidden ``<svg>`` with the glyphs that
 formula is the first to ``<use>``, so a leading part of the page (a blog excerpt) is self-contained.
+The element keeps the TeX it was typeset from in ``data-tex`` (with its delimiters, as arithmatex
+wrote it): never shown, it lets a test compare the page's formulas with the original text.
 
 A formula MathJax cannot typeset (TeX error, undefined macro, reference to an unknown label) raises
 :class:`MathRenderError` naming the Markdown file, the line and the formula; under MkDocs it is a
@@ -127,7 +129,8 @@ class _RenderMath(Postprocessor):
         out, last = [], 0
         for m, glyphs, output in zip(found, glyphs_by_formula(rendered), rendered.items):
             out.append(text[last:m.start()])
-            out.append(f'<{m.group(1)} class="arithmatex">{glyphs}{output}</{m.group(1)}>')
+            tex = m.group(2).replace('"', "&quot;")   # the TeX as arithmatex wrote it (escaped)
+            out.append(f'<{m.group(1)} class="arithmatex" data-tex="{tex}">{glyphs}{output}</{m.group(1)}>')
             last = m.end()
         out.append(text[last:])
         return "".join(out)
