@@ -221,6 +221,13 @@ def test_cache_hit_needs_no_mathjax(tmp_path, monkeypatch):
             render(text, tmp_path, **config)
 
 
+def test_arithmatex_default_settings(tmp_path):
+    """As documented: extensions=["pymdownx.arithmatex", "spaces_build.mathrender"], nothing else."""
+    html = markdown.markdown("a $x$ b\n\n$$\ny\n$$\n", extensions=["pymdownx.arithmatex", "spaces_build.mathrender"],
+                             extension_configs={"spaces_build.mathrender": {"cache_dir": str(tmp_path)}})
+    assert len(CONTAINER.findall(html)) == 2 and "<script" not in html and "MathJax_Preview" not in html
+
+
 def test_macros_option(tmp_path):
     html = render("$\\RR^n$\n", tmp_path, macros={"RR": "\\mathbb{R}"})
     assert "<mi mathvariant=\"double-struck\">R</mi>" in html

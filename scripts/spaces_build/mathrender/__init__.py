@@ -1,10 +1,12 @@
 """Math rendered at build time by MathJax 3.2.2 itself: pages carry SVG, no page loads MathJax.
 
-Use it after ``pymdownx.arithmatex`` (``generic: true``), from mkdocs.yml's ``markdown_extensions``
-or from plain Python-Markdown::
+Use it with ``pymdownx.arithmatex`` (switched to its ``generic`` output), from mkdocs.yml's
+``markdown_extensions`` or from plain Python-Markdown::
 
-    markdown.markdown(text, extensions=["pymdownx.arithmatex", "spaces_build.mathrender"],
-                      extension_configs={"pymdownx.arithmatex": {"generic": True}})
+    markdown.markdown(text, extensions=["pymdownx.arithmatex", "spaces_build.mathrender"])
+
+Options: ``cache_dir`` (default ``.cache/mathrender``; "" for none), ``macros`` (MathJax's
+``tex.macros``), ``source_path`` (the file named in errors when not under MkDocs).
 
 - Where things happen: ``extension.py`` (the Markdown extension: collects the formulas of a page,
   puts the output in place, names file and line of a bad formula), ``cache.py`` (content-addressed

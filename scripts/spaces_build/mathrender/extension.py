@@ -1,6 +1,6 @@
 """The Python-Markdown extension: arithmatex's formulas become MathJax's own SVG output.
 
-``pymdownx.arithmatex`` (``generic: true``) writes every formula as ``<span class="arithmatex">\\(…\\)
+``pymdownx.arithmatex`` (put in its ``generic`` mode by this extension) writes every formula as ``<span class="arithmatex">\\(…\\)
 </span>`` or ``<div class="arithmatex">\\[…\\]</div>``. After the page is serialised, a postprocessor
 collects them all, has MathJax typeset them as one document (see worker.js) or finds them in the
 cache, and puts the output inside the same elements. MathJax defines each glyph once per page
@@ -112,6 +112,12 @@ class _SourceCapture(Preprocessor):
 
     def run(self, lines):
         self.owner.source = "\n".join(lines)
+        # arithmatex must write its generic form (\( \) and \[ \] in .arithmatex elements), the form
+        # MathJax reads: switched on here, whatever its own setting (its processors read it per match)
+        for name, registry in (("arithmatex-inline", self.md.inlinePatterns),
+                               ("arithmatex-block", self.md.parser.blockprocessors)):
+            if name in registry:
+                registry[name].generic = True
         return lines
 
 
