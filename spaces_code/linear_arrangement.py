@@ -13,14 +13,24 @@ non-trivial solution of $L v = \lambda D v$ (spectral seriation, Atkins, Boman &
 Keeping the first $k$ such vectors instead of one gives every item a $k$-dimensional vector — the step
 the article takes from the bookshelf to word vectors (Laplacian eigenmaps, Belkin & Niyogi 2003).
 
-Here: co-occurrence counts from tokenised sentences, the cost, the spectral order, and a swap
-local search that only ever lowers the cost.
+Here: co-occurrence counts from tokenised sentences or from a borrowing log, the cost, the spectral
+order, a swap local search that only ever lowers the cost, and the exact optimum for small shelves.
+The exact optimum uses that the cost counts, for every gap between neighbouring slots, the weight of
+the pairs it separates: with $S_k$ the first $k$ items on the shelf,
+
+$$ \mathcal{L}(x) = \sum_{k=1}^{n-1} \mathrm{cut}(S_k), \qquad
+   \mathrm{cut}(S) = \sum_{i\in S,\, j\notin S} C_{ij}, $$
+
+so the best shelf is a shortest path over subsets, $f(S) = \mathrm{cut}(S) + \min_{v\in S} f(S\setminus\{v\})$
+(dynamic programming in $O(2^n n)$ instead of $n!$ orders).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
+
+from spaces_code.randomness import generator_device, rand, randint
 
 
 def cooccurrence_matrix(sentences: Sequence[Sequence[str]], vocab: Sequence[str], window: int = 5,
@@ -66,7 +76,7 @@ def random_arrangement_costs(cooc: torch.Tensor, samples: int,
                              generator: torch.Generator | None = None) -> torch.Tensor:
     """Costs of ``samples`` uniformly random shelf orders: the baseline to beat, ``(samples,)``."""
     n = cooc.shape[-1]
-    keys = torch.rand(samples, n, generator=generator, device=cooc.device)
+    keys = rand(samples, n, generator=generator, device=cooc.device)  # drawn on the generator's device
     return arrangement_cost(cooc, positions_from_order(torch.argsort(keys, dim=-1)))
 
 
@@ -120,3 +130,67 @@ def improve_by_swaps(cooc: torch.Tensor, order: torch.Tensor, max_swaps: int = 1
             break
         positions[[a, b]] = positions[[b, a]]
     return torch.argsort(positions)
+
+
+def exact_arrangement(cooc: torch.Tensor) -> tuple[torch.Tensor, float]:
+    r"""The optimal shelf order and its cost, by dynamic programming over subsets ($n \le 16$)."""
+    n = cooc.shape[-1]
+    if not 1 <= n <= 16:
+        raise ValueError(f"exact arrangement is for 1 <= n <= 16 items, got {n}")
+    c = cooc.double().cpu()
+    masks = torch.arange(2 ** n)
+    member = ((masks[:, None] >> torch.arange(n)) & 1).double()  # (2^n, n)
+    # $\mathrm{cut}(S) = \sum_{i\in S, j\notin S} C_{ij}$
+    cut = ((member @ c) * (1 - member)).sum(dim=1).tolist()
+    best, last = [0.0] + [float("inf")] * (2 ** n - 1), [-1] * 2 ** n
+    for mask in range(1, 2 ** n):
+        for v in range(n):
+            if mask >> v & 1:
+                # $f(S) = \mathrm{cut}(S) + \min_{v \in S} f(S \setminus \{v\})$, v the last item of S
+                candidate = best[mask ^ (1 << v)] + cut[mask]
+                if candidate < best[mask]:
+                    best[mask], last[mask] = candidate, v
+    order, mask = [], 2 ** n - 1
+    while mask:
+        order.append(last[mask])
+        mask ^= 1 << last[mask]
+    # cut(all items) = 0, so best[full] is the sum of the n - 1 inner cuts
+    return torch.tensor(order[::-1], device=cooc.device), best[2 ** n - 1]
+
+
+def planted_borrowing_log(subjects: Sequence[Sequence[Sequence[int]]], borrowings: int, books_per_loan: int = 3,
+                          same_subject: float = 0.7, same_area: float = 0.2,
+                          generator: torch.Generator | None = None) -> list[list[int]]:
+    """A synthetic library log with a planted two-level subject hierarchy.
+
+    ``subjects[a][s]`` lists the books of subject ``s`` of area ``a``. Each loan picks a subject
+    uniformly, then each of its ``books_per_loan`` books comes from that subject with probability
+    ``same_subject``, from another subject of the same area with probability ``same_area``, else from
+    the whole library (uniformly, repeats dropped). Returns the loans as lists of book ids.
+    """
+    leaves = [(a, list(books)) for a, area in enumerate(subjects) for books in area]
+    area_books = [[b for books in area for b in books] for area in subjects]
+    every_book = [b for area in area_books for b in area]
+    draws = rand(borrowings, books_per_loan, 2, generator=generator, device="cpu").tolist()
+    picks = randint(0, len(leaves), (borrowings,), generator=generator, device="cpu").tolist()
+    log = []
+    for pick, loan in zip(picks, draws):
+        area, books = leaves[pick]
+        chosen = []
+        for u, v in loan:
+            pool = books if u < same_subject else (
+                area_books[area] if u < same_subject + same_area else every_book)
+            chosen.append(pool[min(int(v * len(pool)), len(pool) - 1)])
+        log.append(sorted(set(chosen)))
+    return log
+
+
+def basket_cooccurrence(baskets: Sequence[Sequence[int]], n: int,
+                        device: torch.device | str = "cpu") -> torch.Tensor:
+    """$C_{ij}$ = the number of baskets (loans) holding both i and j; zero diagonal, ``(n, n)`` float64."""
+    counts = torch.zeros(n, n, dtype=torch.float64)
+    for basket in baskets:
+        index = torch.tensor(sorted(set(basket)), dtype=torch.long)
+        counts[index[:, None], index[None, :]] += 1.0
+    counts.fill_diagonal_(0.0)
+    return counts.to(device)

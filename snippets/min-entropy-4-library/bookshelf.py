@@ -13,7 +13,7 @@ from spaces_code.runtime import make_generator, pick_device
 WINDOW = 8  # two words co-occur when at most 8 tokens apart in one paragraph
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: random shelves are drawn on CPU, then moved
 
 # one "borrowing" = one paragraph of the archive: words in it are used together
 articles = [[chinese_words(par) for par in re.split(r"\n\s*\n", text)] for text in read_texts()]
