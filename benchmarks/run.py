@@ -233,17 +233,18 @@ def executed(site: Path) -> int:
 # The project's copies
 
 
-def copy_project(dest: Path, exclude: tuple[str, ...] = ()) -> Path:
-    excluded = {(REPO / rel).resolve() for rel in exclude}
+def copy_project(dest: Path, exclude: tuple[str, ...] = (), source: Path = REPO) -> Path:
+    source = source.resolve()
+    excluded = {(source / rel).resolve() for rel in exclude}
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         skipped = set(SKIP_ANY(folder, names))
-        if Path(folder).resolve() == REPO:
+        if Path(folder).resolve() == source:
             skipped |= SKIP_TOP.intersection(names)
         skipped |= {name for name in names if (Path(folder) / name).resolve() in excluded}
         return skipped
 
-    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+    shutil.copytree(source, dest, ignore=ignore, symlinks=True)
     return dest
 
 
@@ -301,10 +302,12 @@ def shard_balance(project: Path, n: int = 4) -> float:
 
 
 def merge_caches(shards: list[Path], dest: Path) -> None:
-    """Copy every file of the shards' .cache folders into dest's; a path present twice must hold the
-    same bytes (content-addressed entries: conflict-free by construction, checked here)."""
+    """Copy the shards' cache entries and figures (``.cache/snippets``, ``.cache/snippet-figures``) into
+    dest's; a path present twice must hold the same bytes (content-addressed: conflict-free by
+    construction, checked here). The rest of ``.cache`` is per machine and not merged."""
     for shard_root in shards:
-        for path in sorted((shard_root / ".cache").rglob("*")):
+        for path in sorted(p for folder in ("snippets", "snippet-figures")
+                           for p in (shard_root / ".cache" / folder).rglob("*")):
             if path.is_dir() or path.name.endswith(".tmp"):
                 continue
             target = dest / ".cache" / path.relative_to(shard_root / ".cache")
@@ -317,18 +320,18 @@ def merge_caches(shards: list[Path], dest: Path) -> None:
 
 
 def shard_simulation(work: Path, exclude: tuple[str, ...], n: int, jobs: int, device: str,
-                     reference: Path, reference_site: Path) -> dict:
+                     reference: Path, reference_site: Path, source: Path = REPO) -> dict:
     """The publish workflow on fresh copies; compared with ``reference`` (a cold build of the same tree)."""
     from spaces_build.reproducible import compare
 
     shards, seconds = [], []
     for k in range(1, n + 1):
-        root = copy_project(work / f"shard-{k}", exclude)
+        root = copy_project(work / f"shard-{k}", exclude, source)
         run = check(run_build(spaces_cmd("--execute-only", "--shard", f"{k}/{n}", "--jobs", str(jobs),
                                          "--device", device), root), f"shard {k}/{n}")
         shards.append(root)
         seconds.append(round(run.wall, 2))
-    merged = copy_project(work / "shard-merged", exclude)
+    merged = copy_project(work / "shard-merged", exclude, source)
     merge_caches(shards, merged)
     site = work / "shard-merged-site"
     build = check(run_build(spaces_cmd("--no-execute", "--site-dir", str(site), "--device", device), merged),

@@ -29,10 +29,16 @@ def _entries(project: Path) -> dict[str, dict]:
     return found
 
 
+# What a shard produces: entries and figures, content-addressed. (The rest of .cache/ is per machine:
+# the validation memo, the device probe, rendered math; the merged build makes its own.)
+MERGED = ("snippets", "snippet-figures")
+
+
 def _merge(shards: list[Path], dest: Path) -> None:
-    """Copy every file of every shard's .cache into dest's; the same path must hold the same bytes."""
+    """Copy every file of the shards' cache entries and figures into dest's .cache; a path present
+    twice must hold the same bytes."""
     for shard in shards:
-        for path in sorted((shard / ".cache").rglob("*")):
+        for path in sorted(p for folder in MERGED for p in (shard / ".cache" / folder).rglob("*")):
             if path.is_dir() or path.name.endswith(".tmp"):
                 continue
             target = dest / ".cache" / path.relative_to(shard / ".cache")
