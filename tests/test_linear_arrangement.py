@@ -55,10 +55,12 @@ def test_arrangement_beats_random(device, generator):
     spectral_cost = arrangement_cost(cooc, positions_from_order(spectral)).item()
     improved_cost = arrangement_cost(cooc, positions_from_order(improved)).item()
     assert improved_cost <= spectral_cost + 1e-9  # swaps never make it worse
-    assert improved_cost < random_costs.min().item()  # better than every one of 2000 random shelves
+    # sweep of 200 seeds: below the best of 2000 random shelves every time
+    assert improved_cost < random_costs.min().item()
+    # sweep of 200 seeds: at most 0.438 x the random mean (typical 0.40); bound 0.6
     assert improved_cost < 0.6 * random_costs.mean().item()
     assert sorted(improved.tolist()) == list(range(24))  # still a permutation
-    shelf_topics = topic[improved].tolist()  # topics come out in contiguous runs
+    shelf_topics = topic[improved].tolist()  # topics come out in contiguous runs (sweep of 200 seeds: always)
     assert sum(a != b for a, b in zip(shelf_topics, shelf_topics[1:])) == 3
 
 
@@ -155,6 +157,12 @@ def test_borrowing_log_and_baskets(seed):
         torch.manual_seed(global_seed)
         logs.append(planted_borrowing_log(SUBJECTS, 50, generator=torch.Generator().manual_seed(seed)))
     assert logs[0] == logs[1] and all(1 <= len(loan) <= 3 for loan in logs[0])
+    cooc = basket_cooccurrence(logs[0], 12)
+    baselines = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        baselines.append(random_arrangement_costs(cooc, 20, torch.Generator().manual_seed(seed)))
+    assert torch.equal(baselines[0], baselines[1])
     assert all(0 <= book < 12 for loan in logs[0] for book in loan)
     cooc = basket_cooccurrence([[0, 1, 2], [1, 2], [2, 2, 0]], 3)
     assert torch.equal(cooc, torch.tensor([[0, 1, 2], [1, 0, 2], [2, 2, 0]], dtype=torch.float64))
