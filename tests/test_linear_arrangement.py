@@ -57,7 +57,7 @@ def test_arrangement_beats_random(device, generator):
     assert improved_cost <= spectral_cost + 1e-9  # swaps never make it worse
     # sweep of 200 seeds: below the best of 2000 random shelves every time
     assert improved_cost < random_costs.min().item()
-    # sweep of 200 seeds: at most 0.438 x the random mean (typical 0.40); bound 0.6
+    # sweep of 200 seeds: at most 0.438 x the random mean; bound 0.6
     assert improved_cost < 0.6 * random_costs.mean().item()
     assert sorted(improved.tolist()) == list(range(24))  # still a permutation
     shelf_topics = topic[improved].tolist()  # topics come out in contiguous runs (sweep of 200 seeds: always)
