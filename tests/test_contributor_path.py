@@ -85,8 +85,10 @@ def test_the_documented_command_scaffolds_four_files(contribution):
         assert MARK in (project / rel).read_text(encoding="utf-8"), rel
 
 
-def test_contributor_gets_the_article_with_its_executed_snippet_onto_the_site(contribution):
-    project, cmd, _ = contribution
+def test_contributor_gets_the_article_with_its_executed_snippet_onto_the_site(contribution, tmp_path):
+    scaffolded, cmd, _ = contribution
+    # the author's work happens on a copy: the other tests see the scaffold as it was written
+    project = Path(shutil.copytree(scaffolded, tmp_path / "clone"))
     slug = cmd[cmd.index("scripts/new_article.py") + 1]
     module = slug.replace("-", "_")
     post, snippet = project / f"docs/posts/{slug}.md", project / f"snippets/{slug}/demo.py"

@@ -12,8 +12,8 @@ and compares
 Exactly these differences are allowed, nothing else:
 
 - the output of the snippets declared ``# spaces: timing-dependent`` (first lines of the snippet), text
-  and figures, wherever it appears (its page, the notebook and its page, the search index, the feeds):
-  each build's page shows a note saying so;
+  and figures, wherever it appears (its page, the notebook and its page, the search index, the feeds,
+  where its whole block is masked): each build's page shows a note saying so;
 - the run report (``executions/``, ``executions.json`` and the report's search-index entry): each row's
   measured seconds, peak memory, ``executed_at`` time and whether it came from the cache, and the
   totals, are measurements of the build, not outputs;
@@ -144,7 +144,15 @@ def _normalize_executions_html(text: str) -> str:
     return text + "\n".join(sorted(rows))
 
 
+# A timing-dependent output block, as HTML, inside JSON strings or escaped in an RSS description
+# (which also folds its lines): its content is masked in the feeds.
+_QUOTE = r'(?:\\?"|&#34;|&quot;)'
+TIMING_BLOCK = re.compile(rf"(data-timing-dependent={_QUOTE}true{_QUOTE}).*?(</div>|&lt;/div&gt;)", re.S)
+
+
 def _normalize_text(rel: str, text: str) -> str:
+    if rel.startswith("feed_"):
+        text = TIMING_BLOCK.sub(lambda m: m.group(1) + TIMING_MASK + m.group(2), text)
     if rel.startswith("feed_rss_") and rel.endswith(".xml"):
         head, sep, rest = text.partition("<item>")
         head = re.sub(r"<(pubDate|lastBuildDate)>[^<]*</\1>", r"<\1></\1>", head)
