@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from spaces_code.randomness import randint, randn
+
 LossFn = Callable[[Tensor], Tensor]
 
 
@@ -51,7 +53,7 @@ def hessian_trace(loss_fn: LossFn, x: Tensor) -> Tensor:
 def hutchinson_trace(loss_fn: LossFn, x: Tensor, n_probes: int = 64,
                      generator: torch.Generator | None = None) -> MonteCarloEstimate:
     r"""Hutchinson: $\mathrm{tr}\,H \approx \frac{1}{K}\sum_k v_k^\top H v_k$, Rademacher $v_k$, no full Hessian."""
-    signs = torch.randint(0, 2, (n_probes, x.shape[-1]), generator=generator, device=x.device)
+    signs = randint(0, 2, (n_probes, x.shape[-1]), generator=generator, device=x.device)
     probes = signs.to(x.dtype) * 2 - 1  # (K, d)
     rows, grad = _gradient_rows(loss_fn, x, n_probes)
     hvp = torch.autograd.grad((grad * probes).sum(), rows)[0]  # (K, d) row k: $H v_k$
@@ -67,10 +69,33 @@ def noisy_loss(loss_fn: LossFn, x: Tensor, sigma: float, n_samples: int = 10_000
     Each sample averages $l(x+\varepsilon)$ and $l(x-\varepsilon)$: the odd Taylor terms cancel exactly, which
     removes most of the variance without biasing the estimate ($\pm\varepsilon$ have the same law).
     """
-    eps = sigma * torch.randn(n_samples, x.shape[-1], generator=generator, device=x.device, dtype=x.dtype)
+    eps = sigma * randn(n_samples, x.shape[-1], generator=generator, device=x.device, dtype=x.dtype)
     with torch.no_grad():
         pairs = 0.5 * (loss_fn(x + eps) + loss_fn(x - eps))  # (n_samples,)
     return MonteCarloEstimate(pairs.mean(), pairs.std() / n_samples ** 0.5)
+
+
+def hessian(loss_fn: LossFn, x: Tensor) -> Tensor:
+    r"""The full Hessian $\nabla_x^2 l(x)$ (d, d) of one point ``x`` (d,), by one double backward over d copies."""
+    rows, grad = _gradient_rows(loss_fn, x, x.shape[-1])
+    return torch.autograd.grad(grad.diagonal().sum(), rows)[0].detach()
+
+
+def noise_remainder(loss_fn: LossFn, x: Tensor, sigma: float, n_samples: int = 4096,
+                    generator: torch.Generator | None = None) -> MonteCarloEstimate:
+    r"""Monte Carlo $\mathbb{E}[l(x+\varepsilon)] - l(x) - \frac{1}{2}\sigma^2\mathrm{tr}\,\nabla^2 l(x)$, the $O(\sigma^4)$ rest.
+
+    With $\varepsilon = \sigma u$ each sample is $\frac{1}{2}[l(x+\sigma u) + l(x-\sigma u)] - l(x) - \frac{1}{2}\sigma^2
+    u^\top H u$: unbiased ($\mathbb{E}\,u^\top H u = \mathrm{tr}\,H$), and $O(\sigma^4)$ sample by sample, so the
+    Monte Carlo noise shrinks with $\sigma^4$ too and the remainder's scaling is visible at any sign.
+    """
+    u = randn(n_samples, x.shape[-1], generator=generator, device=x.device, dtype=x.dtype)  # (n, d)
+    h = hessian(loss_fn, x)  # (d, d)
+    with torch.no_grad():
+        # $\frac{1}{2}[l(x+\sigma u) + l(x-\sigma u)] - l(x) - \frac{1}{2}\sigma^2 u^\top H u$
+        rest = (0.5 * (loss_fn(x + sigma * u) + loss_fn(x - sigma * u)) - loss_fn(x)
+                - 0.5 * sigma ** 2 * ((u @ h) * u).sum(-1))  # (n,)
+    return MonteCarloEstimate(rest.mean(), rest.std() / n_samples ** 0.5)
 
 
 def second_order_noisy_loss(loss_fn: LossFn, x: Tensor, sigma: float) -> Tensor:
@@ -117,7 +142,22 @@ def random_mlp_weights(sizes: list[int], generator: torch.Generator | None = Non
     r"""Weights $\mathcal{N}(0, 1/\text{fan-in})$, biases $\mathcal{N}(0, 0.1^2)$, for :func:`mlp_function`."""
     weights = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        w = torch.randn(fan_out, fan_in, generator=generator, device=device, dtype=dtype) / fan_in ** 0.5
-        b = 0.1 * torch.randn(fan_out, generator=generator, device=device, dtype=dtype)
+        w = randn(fan_out, fan_in, generator=generator, device=device, dtype=dtype) / fan_in ** 0.5
+        b = 0.1 * randn(fan_out, generator=generator, device=device, dtype=dtype)
         weights.append((w, b))
     return weights
+
+
+def fit_mlp(weights: list[tuple[Tensor, Tensor]], x: Tensor, y: Tensor, steps: int = 2000,
+            lr: float = 1e-2) -> list[tuple[Tensor, Tensor]]:
+    r"""Full-batch Adam on $\frac{1}{n}\sum_i (f(x_i) - y_i)^2$ from ``weights``; returns the trained weights."""
+    params = [t.detach().clone().requires_grad_(True) for pair in weights for t in pair]
+    opt = torch.optim.Adam(params, lr=lr)
+    pairs = list(zip(params[::2], params[1::2]))
+    f = mlp_function(pairs)
+    for _ in range(steps):
+        loss = (f(x) - y).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [(w.detach(), b.detach()) for w, b in pairs]

@@ -28,6 +28,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from spaces_code.randomness import randn
+
 
 @dataclass
 class MLPConfig:
@@ -38,12 +40,14 @@ class MLPConfig:
 
 def init_params(config: MLPConfig, generator: torch.Generator | None = None,
                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> list[Tensor]:
-    r"""[W_1, b_1, ..., W_L, b_L] with $W\sim\mathcal{N}(0, 1/\text{fan-in})$, $b\sim\mathcal{N}(0, 0.1^2)$."""
+    r"""[W_1, b_1, ..., W_L, b_L] with $W\sim\mathcal{N}(0, 1/\text{fan-in})$, $b\sim\mathcal{N}(0, 0.1^2)$.
+
+    Drawn on the generator's device and moved to ``device`` (default: the generator's device)."""
     dims = [config.in_dim] + [config.hidden] * config.depth + [1]
     params = []
     for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-        params.append(torch.randn(fan_out, fan_in, generator=generator, device=device, dtype=dtype) / fan_in ** 0.5)
-        params.append(0.1 * torch.randn(fan_out, generator=generator, device=device, dtype=dtype))
+        params.append(randn(fan_out, fan_in, generator=generator, device=device, dtype=dtype) / fan_in ** 0.5)
+        params.append(0.1 * randn(fan_out, generator=generator, device=device, dtype=dtype))
     return params
 
 

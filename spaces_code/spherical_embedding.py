@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import rand, randint, randn
+
 STEP_RULES = ("euclidean", "riemannian", "jose")
 
 
@@ -77,7 +79,7 @@ class SphericalEmbedding(nn.Module):
         self.config = config
 
         def uniform_on_sphere(n: int) -> nn.Parameter:
-            x = torch.randn(n, config.dim, generator=generator, device=device)
+            x = randn(n, config.dim, generator=generator, device=device)  # on the generator's device, moved
             return nn.Parameter(nn.functional.normalize(x, dim=-1))
 
         self.word = uniform_on_sphere(config.num_words)     # u, u'
@@ -100,14 +102,15 @@ def topic_corpus(num_topics: int, words_per_topic: int, docs_per_topic: int, tri
     the vocabulary, except a fraction ``noise`` drawn from the whole vocabulary.
     """
     num_docs, num_words = num_topics * docs_per_topic, num_topics * words_per_topic
+    device = generator.device if device is None and generator is not None else device
     doc = torch.arange(num_docs, device=device).repeat_interleave(triples_per_doc)  # (n,)
     topic = doc // docs_per_topic
     words = []
     for _ in range(2):  # the word and its context word
-        in_topic = topic * words_per_topic + torch.randint(words_per_topic, doc.shape, generator=generator,
-                                                           device=device)
-        anywhere = torch.randint(num_words, doc.shape, generator=generator, device=device)
-        is_noise = torch.rand(doc.shape, generator=generator, device=device) < noise
+        in_topic = topic * words_per_topic + randint(0, words_per_topic, tuple(doc.shape), generator=generator,
+                                                     device=doc.device)
+        anywhere = randint(0, num_words, tuple(doc.shape), generator=generator, device=doc.device)
+        is_noise = rand(*doc.shape, generator=generator, device=doc.device) < noise
         words.append(torch.where(is_noise, anywhere, in_topic))
     return torch.stack([doc, *words], dim=-1)
 
@@ -121,8 +124,8 @@ def train_jose(model: SphericalEmbedding, triples: Tensor, steps: int, lr: float
     """
     history = []
     for _ in range(steps):
-        negatives = torch.randint(model.config.num_words, (triples.shape[0],), generator=generator,
-                                  device=triples.device)
+        negatives = randint(0, model.config.num_words, (triples.shape[0],), generator=generator,
+                            device=triples.device)
         loss = model(triples, negatives)
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():

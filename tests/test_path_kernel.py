@@ -1,7 +1,6 @@
 """SGD ≈ kernel machine: the trained model equals f_0 + path-kernel expansion up to an O(lr) error."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from spaces_code.path_kernel import MLPConfig, init_params, mlp, per_example_gradients, train_with_path_kernel
@@ -10,10 +9,11 @@ F64 = torch.float64
 
 
 def toy_problem(generator, device, hidden=16):
+    # drawn with the CPU generator, then moved to ``device``
     params = init_params(MLPConfig(in_dim=2, hidden=hidden), generator, device)
-    x_train = torch.randn(10, 2, generator=generator, device=device, dtype=F64)
+    x_train = torch.randn(10, 2, generator=generator, dtype=F64).to(device)
     y_train = torch.sin(x_train.sum(-1))
-    x_query = torch.randn(25, 2, generator=generator, device=device, dtype=F64)
+    x_query = torch.randn(25, 2, generator=generator, dtype=F64).to(device)
     return params, x_train, y_train, x_query
 
 
@@ -27,7 +27,8 @@ def test_per_example_gradients_match_a_loop(device, generator):
 
 
 def test_trained_model_is_a_kernel_machine(device, generator):
-    # tolerance: |f_T - kernel form| <= 1% of |f_T - f_0| (max over 25 query points), lr 0.02, 100 steps
+    # |f_T - kernel form| <= 1% of |f_T - f_0| (max over 25 query points), lr 0.02, 100 steps.
+    # Sweep of 200 seeds: loss ratio L_T/L_0 at most LOSS_MAX, change at least CHANGE_MIN, relative gap at most REL_MAX.
     params, x_train, y_train, x_query = toy_problem(generator, device)
     run = train_with_path_kernel(params, x_train, y_train, x_query, lr=0.02, steps=100)
     assert run.train_loss[-1] < 0.8 * run.train_loss[0]
@@ -37,14 +38,18 @@ def test_trained_model_is_a_kernel_machine(device, generator):
 
 
 def test_kernel_form_error_is_first_order_in_lr(device, generator):
-    # same total time lr * steps = 2: halving lr halves the accumulated O(lr^2)-per-step error
+    # Same total time lr * steps = 1: each step's first-order error is O(lr^2), so the accumulated error is
+    # c lr + O(lr^2) and halving lr halves it. Measured as the L2 norm over the 25 query points (the max
+    # norm can switch points between runs), at lr = 0.02, 0.01, 0.005 where the O(lr^2) part is small
+    # (the old check at lr = 0.04 failed 1 seed in 60). Sweep of 200 seeds: ratios in [RATIO_LO, RATIO_HI];
+    # bound |ratio - 2| < 0.35.
     params, x_train, y_train, x_query = toy_problem(generator, device)
     errors = []
-    for lr, steps in ((0.04, 50), (0.02, 100), (0.01, 200)):
+    for lr, steps in ((0.02, 50), (0.01, 100), (0.005, 200)):
         run = train_with_path_kernel(params, x_train, y_train, x_query, lr=lr, steps=steps)
-        errors.append((run.trained - run.kernel_machine).abs().max().item())
+        errors.append((run.trained - run.kernel_machine).norm().item())
     for coarse, fine in zip(errors, errors[1:]):
-        assert 1.5 < coarse / fine < 2.7  # ~2 (seeds 0-4: 1.90 to 2.46)
+        assert abs(coarse / fine - 2) < 0.35
 
 
 def test_path_kernel_on_training_points(device, generator):
@@ -57,10 +62,17 @@ def test_path_kernel_on_training_points(device, generator):
     torch.testing.assert_close(run.kernel_machine, mlp(run.params, x_train), rtol=0, atol=0.01)
 
 
-def test_device_matches_cpu_float64(device):
-    if device.type == "cpu":
-        pytest.skip("compares a non-CPU device with the CPU")
-    params, x_train, y_train, x_query = toy_problem(torch.Generator().manual_seed(0), "cpu")
+def test_init_draws_come_from_the_generator_alone(seed):
+    draws = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        draws.append(torch.cat([p.reshape(-1) for p in init_params(MLPConfig(), torch.Generator().manual_seed(seed))]))
+    assert torch.equal(draws[0], draws[1])
+
+
+def test_device_matches_cpu_float64(device, generator):
+    # the same CPU-drawn problem on both devices; float64 through 30 steps: agreement to 1e-9
+    params, x_train, y_train, x_query = toy_problem(generator, "cpu")
     ref = train_with_path_kernel(params, x_train, y_train, x_query, lr=0.02, steps=30)
     got = train_with_path_kernel([p.to(device) for p in params], x_train.to(device), y_train.to(device),
                                  x_query.to(device), lr=0.02, steps=30)

@@ -7,9 +7,9 @@ from spaces_code.noise_penalty import (hessian_trace, mlp_function, noisy_loss, 
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 f = mlp_function(random_mlp_weights([8, 32, 32, 1], generator, device=device))
-x = torch.randn(8, generator=generator, device=device, dtype=torch.float64)
+x = torch.randn(8, generator=generator, dtype=torch.float64).to(device)
 y = torch.tensor(0.3, dtype=torch.float64, device=device)
 
 

@@ -6,7 +6,7 @@ from spaces_code.gradient_clipping import DescentConfig, clip_scale, cosh_object
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-make_generator(0, device)
+make_generator(0)
 theta0 = torch.tensor([4.0, -3.0], dtype=torch.float64, device=device)
 
 runs = {  # name: (plot label, config)

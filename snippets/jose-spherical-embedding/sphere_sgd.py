@@ -8,11 +8,11 @@ from spaces_code.spherical_embedding import (
 )
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 
 # One step from the same point: renormalised Euclidean and Riemannian steps agree to first order in lr.
-x = torch.nn.functional.normalize(torch.randn(1000, 8, generator=generator, device=device), dim=-1)
-g = torch.randn(1000, 8, generator=generator, device=device)
+x = torch.nn.functional.normalize(torch.randn(1000, 8, generator=generator).to(device), dim=-1)
+g = torch.randn(1000, 8, generator=generator).to(device)
 print(f"max |x . (I - xx^T)g| = {tangent_projection(x, g).mul(x).sum(-1).abs().max():.1e}")
 for lr in (0.01, 0.1, 1.0):
     gap = (sphere_step(x, g, lr, "euclidean") - sphere_step(x, g, lr, "riemannian")).norm(dim=-1).mean()
@@ -28,8 +28,8 @@ same_topic = topic[:, None] == topic[None, :]
 print(f"\n{'rule':<11}{'loss@0':>8}{'loss@30':>9}{'loss@150':>10}{'max|norm-1|':>13}{'cos(d) same/other topic':>25}")
 curves = {}
 for rule in STEP_RULES:
-    model = SphericalEmbedding(config, generator=make_generator(1, device), device=device)
-    curves[rule] = train_jose(model, triples, steps=150, lr=0.1, rule=rule, generator=make_generator(2, device))
+    model = SphericalEmbedding(config, generator=make_generator(1), device=device)
+    curves[rule] = train_jose(model, triples, steps=150, lr=0.1, rule=rule, generator=make_generator(2))
     with torch.no_grad():
         drift = max(float((p.norm(dim=-1) - 1).abs().max()) for p in model.parameters())
         cos = model.doc @ model.doc.T

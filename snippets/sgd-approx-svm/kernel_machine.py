@@ -6,7 +6,7 @@ from spaces_code.path_kernel import MLPConfig, init_params, train_with_path_kern
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 params = init_params(MLPConfig(in_dim=1, hidden=32), generator, device)
 x_train = torch.linspace(-3, 3, 12, dtype=torch.float64, device=device)[:, None]
 y_train = torch.sin(x_train[:, 0])

@@ -6,7 +6,7 @@ from spaces_code.batchnorm_smoothness import MLP, MLPConfig, make_teacher_data, 
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 x, y = make_teacher_data(256, MLPConfig(), generator, device)  # offset 3, feature scales 0.1..10
 step_sizes = torch.tensor([0.02, 0.05, 0.1, 0.2, 0.4], device=device)  # eta along -grad
 

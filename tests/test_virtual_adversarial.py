@@ -1,0 +1,106 @@
+"""Adversarial step = gradient penalty to first order; VAT's power iteration finds the worst direction;
+noise, gradient penalty and VAT all flatten a classifier's input gradient (article 23, second half)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spaces_code.virtual_adversarial import (Classifier, TrainConfig, adversarial_step, input_gradient,
+                                             kl_hessian_vector, prediction_kl, regularised_loss, train_classifier,
+                                             two_moons, vat_direction)
+
+ce = torch.nn.functional.cross_entropy
+
+
+def small_model(generator, device, n_classes=3):
+    model = Classifier(in_dim=5, hidden=16, n_classes=n_classes, generator=generator).double().to(device)
+    x = torch.randn(64, 5, generator=generator, dtype=torch.float64).to(device)
+    y = torch.randint(0, n_classes, (64,), generator=generator).to(device)
+    return model, x, y
+
+
+def test_adversarial_step_raises_the_loss_by_eps_times_the_gradient_norm(device, generator):
+    # l(x + eps g/|g|) - l(x) - eps |g| = eps^2/2 g^T H g/|g|^2 + O(eps^3): halving eps divides it by 4.
+    # Sweep of 200 seeds: median ratio over 64 points in [RATIO_LO, RATIO_HI]; bound |ratio - 4| < 0.3.
+    model, x, y = small_model(generator, device)
+    loss = lambda z: ce(model(z), y, reduction="none")  # noqa: E731
+    norm = input_gradient(loss, x).norm(dim=-1)
+    rest = [(loss(adversarial_step(loss, x, eps)) - loss(x) - eps * norm).detach().abs() for eps in (2e-3, 1e-3)]
+    assert abs((rest[0] / rest[1]).median().item() - 4) < 0.3
+    # and to first order the step is the steepest: no random unit direction raises the loss more
+    eps = 1e-4
+    step = loss(adversarial_step(loss, x, eps)) - loss(x)
+    for _ in range(20):
+        d = torch.nn.functional.normalize(torch.randn(64, 5, generator=generator, dtype=torch.float64), dim=-1)
+        assert (loss(x + eps * d.to(device)) - loss(x) <= step + 1e-12).all()
+
+
+def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, generator):
+    # 3 classes: H = grad_r^2 KL(p(x) || p(x + r)) at r = 0 has rank 2. After 30 power iterations the Rayleigh
+    # quotient reaches the top eigenvalue of the exact (autograd) Hessian. Sweep of 200 seeds (16 points each):
+    # largest relative shortfall REL_MAX; bound 1e-6.
+    model, x, _ = small_model(generator, device)
+    d = vat_direction(model, x, n_iter=30, generator=generator)
+    rayleigh = (kl_hessian_vector(model, x, d) * d).sum(-1)
+    for i in range(16):
+        h = torch.autograd.functional.hessian(
+            lambda r: prediction_kl(model, x[i:i + 1], r[None]).sum(), torch.zeros(5, dtype=torch.float64, device=device))
+        top = torch.linalg.eigvalsh(h)[-1]
+        assert (top - rayleigh[i]).item() <= 1e-6 * top.item()
+        assert torch.linalg.matrix_rank(h, rtol=1e-8).item() <= 2
+
+
+def test_one_iteration_is_exact_for_two_classes(device, generator):
+    # 2 classes: H = J^T F J has rank one, so a single power iteration lands on its eigenvector (analytic)
+    model, x, _ = small_model(generator, device, n_classes=2)
+    d = vat_direction(model, x, n_iter=1, generator=generator)
+    hd = kl_hessian_vector(model, x, d)
+    cos = torch.nn.functional.cosine_similarity(hd, d, dim=-1).abs()
+    assert (cos > 1 - 1e-9).all()
+
+
+def test_regularisers_flatten_the_input_gradient(generator):
+    # two moons, 40 training points, a 2-32-32-2 tanh MLP, 200 full-batch Adam steps per regulariser.
+    # Mean |grad_x l| over 1000 test points, relative to the unregularised model; sweep of 200 seeds:
+    # noise (sigma 0.3) at most NOISE_MAX, gradient penalty (lambda 1) at most GP_MAX, VAT (eps 0.5) at most VAT_MAX.
+    x, y = two_moons(40, 0.25, generator)
+    x_test, y_test = two_moons(1000, 0.25, generator)
+    init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    norms = {}
+    for regulariser, strength in (("none", 0.0), ("noise", 0.3), ("gradient_penalty", 1.0), ("vat", 0.5)):
+        model = Classifier(hidden=32, generator=torch.Generator().manual_seed(init_seed))
+        train_classifier(model, x, y, TrainConfig(regulariser, strength, steps=200), generator)
+        norms[regulariser] = input_gradient(lambda z: ce(model(z), y_test, reduction="none"),
+                                            x_test).norm(dim=-1).mean().item()
+    assert norms["noise"] < 0.7 * norms["none"]
+    assert norms["gradient_penalty"] < 0.9 * norms["none"]
+    assert norms["vat"] < 0.7 * norms["none"]
+
+
+def test_draws_come_from_the_generator_alone(seed):
+    results = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = Classifier(generator=gen)
+        x, y = two_moons(8, 0.2, gen)
+        losses = [regularised_loss(model, x, y, TrainConfig(r, 0.3), gen) for r in ("noise", "vat")]
+        results.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()] + [x.reshape(-1)]
+                                 + [torch.stack(losses).detach()]))
+    assert torch.equal(results[0], results[1])
+    with pytest.raises(ValueError):
+        regularised_loss(model, x, y, TrainConfig("dropout"), gen)  # type: ignore[arg-type]
+
+
+def test_device_matches_cpu(device, generator):
+    # same CPU-drawn model and inputs; float64: the VAT direction and the penalised loss agree to 1e-9
+    model, x, y = small_model(generator, "cpu")
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    moved = Classifier(in_dim=5, hidden=16, n_classes=3).double().to(device)
+    moved.load_state_dict(model.state_dict())
+    d_cpu = vat_direction(model, x, 5, torch.Generator().manual_seed(seed))
+    d_dev = vat_direction(moved, x.to(device), 5, torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(d_dev.cpu(), d_cpu, rtol=1e-9, atol=1e-9)
+    config = TrainConfig("gradient_penalty", 1.0)
+    torch.testing.assert_close(regularised_loss(moved, x.to(device), y.to(device), config).cpu(),
+                               regularised_loss(model, x, y, config), rtol=1e-9, atol=1e-12)
