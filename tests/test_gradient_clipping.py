@@ -22,7 +22,7 @@ def test_two_clipping_forms_bound_each_other(device):
 
 
 def test_clipped_norm_is_bounded(device, generator):
-    grads = torch.randn(1000, 17, generator=generator, device=device, dtype=torch.float64)
+    grads = torch.randn(1000, 17, generator=generator, dtype=torch.float64).to(device)  # CPU draw, moved
     grads = grads * torch.logspace(-3, 3, 1000, dtype=torch.float64, device=device)[:, None]
     for mode in ("min", "smooth"):
         clipped = clip_gradient(grads, 0.7, mode)
@@ -35,7 +35,7 @@ def test_clipped_norm_is_bounded(device, generator):
 
 def test_min_form_matches_torch_clip_grad_norm(device, generator):
     for scale in (0.01, 1.0, 100.0):
-        g = torch.randn(50, generator=generator, device=device) * scale
+        g = torch.randn(50, generator=generator).to(device) * scale
         p = torch.nn.Parameter(torch.zeros(50, device=device))
         p.grad = g.clone()
         torch.nn.utils.clip_grad_norm_([p], max_norm=1.5)
@@ -86,8 +86,20 @@ def test_clipping_beats_the_largest_safe_fixed_rate(device):
 
 
 def test_optimal_step_is_the_smooth_clipping_form(device, generator):
-    grad_norm = torch.rand(100, generator=generator, device=device, dtype=torch.float64) * 100
+    grad_norm = torch.rand(100, generator=generator, dtype=torch.float64).to(device) * 100
     l0, l1 = 2.0, 0.5
     # $\eta^* = \frac{1}{L_0}\cdot\frac{\gamma}{\Vert g\Vert + \gamma}$ with $\gamma = L_0/L_1$
     torch.testing.assert_close(optimal_step_size(grad_norm, l0, l1),
                                clip_scale(grad_norm, l0 / l1, "smooth") / l0, rtol=1e-14, atol=0)
+
+
+def test_device_matches_cpu_float64(device, generator):
+    # the same CPU-drawn start on both devices; float64 arithmetic of 20 clipped steps (cosh may differ by an
+    # ulp between devices, and the clipped steps contract): agreement to 1e-10
+    theta0 = 3 * torch.randn(2, generator=generator, dtype=torch.float64)
+    for mode in ("min", "smooth"):
+        config = DescentConfig(lr=1.0, steps=20, mode=mode)
+        path_cpu, values_cpu = gradient_descent(cosh_objective, theta0, config)
+        path_dev, values_dev = gradient_descent(cosh_objective, theta0.to(device), config)
+        torch.testing.assert_close(path_dev.cpu(), path_cpu, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(values_dev.cpu(), values_cpu, rtol=1e-10, atol=1e-12)
