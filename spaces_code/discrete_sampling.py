@@ -11,8 +11,14 @@ $$\alpha(x\to y) = \min\left(1, \frac{p(y)\,q(x|y)}{p(x)\,q(y|x)}\right)$$
 Every sampler here returns states whose empirical distribution converges to $p$ in total variation,
 $\mathrm{TV}(p, q) = \frac{1}{2}\sum_x |p(x) - q(x)|$.
 
+:func:`mh_acceptance` computes $\alpha$ for every pair of states and :func:`mh_transition_matrix`
+the chain's exact kernel $K(x, y) = q(y|x)\,\alpha(x\to y)$ ($y\ne x$), whose stationary law is $p$
+by detailed balance, $p(x)K(x,y) = \min(p(x)q(y|x), p(y)q(x|y)) = p(y)K(y,x)$. The sampler uses
+the same acceptance matrix, so the tests check the formula both exactly and by sampling.
+
 Conventions: ``target`` holds non-negative unnormalised weights $\tilde p$ (any positive scale);
-states are integer indices; ``generator`` (on the target's device) drives every random draw.
+states are integer indices; ``generator`` drives every random draw, on its own device (a CPU
+generator gives the same chains whatever device holds the target), results on the target's device.
 """
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from spaces_code import randomness
 
 
 def total_variation(p: Tensor, q: Tensor) -> Tensor:
@@ -76,13 +84,39 @@ def rejection_sampling(target: Tensor, proposal: Tensor, num_samples: int, *,
     missing = num_samples
     while missing > 0:
         batch = min(int(missing / accept_rate * 1.1) + 16, 1 << 22)
-        candidates = torch.multinomial(proposal, batch, replacement=True, generator=generator)  # (batch,)
-        u = torch.rand(batch, generator=generator, device=target.device, dtype=proposal.dtype)
+        candidates = randomness.multinomial(proposal, batch, replacement=True, generator=generator)  # (batch,)
+        u = randomness.rand(batch, generator=generator, device=target.device, dtype=proposal.dtype)
         # keep x ~ q with probability $\tilde p(x) / (M q(x))$
         accepted = candidates[u * bound * proposal[candidates] < target[candidates]]
         kept.append(accepted[:missing])
         missing -= kept[-1].numel()
     return torch.cat(kept)
+
+
+def mh_acceptance(target: Tensor, proposal: Tensor) -> Tensor:
+    """Acceptance probabilities ``(n, n)``: entry ``[x, y]`` is $\\alpha(x\\to y)$ for the move x -> y.
+
+    ``proposal`` rows are $q(\\cdot|x)$ (normalised here). Pairs that are never proposed, or that
+    start from a state of zero weight (never visited), get 0.
+    """
+    target = _as_weights(target)
+    proposal = _as_weights(proposal)
+    proposal = proposal / proposal.sum(-1, keepdim=True)
+    forward = target[:, None] * proposal  # p(x) q(y|x), (n, n)
+    backward = forward.T  # p(y) q(x|y)
+    # $\alpha(x\to y) = \min\left(1, \frac{p(y)\,q(x|y)}{p(x)\,q(y|x)}\right)$
+    ratio = backward / forward.clamp_min(torch.finfo(forward.dtype).tiny)
+    return torch.where(forward > 0, ratio.clamp(max=1.0), 0.0)
+
+
+def mh_transition_matrix(target: Tensor, proposal: Tensor) -> Tensor:
+    """The MH chain's exact kernel ``(n, n)``: $K(x,y) = q(y|x)\\alpha(x\\to y)$ off the diagonal,
+    the rejected mass on it (float64; rows sum to 1)."""
+    proposal = _as_weights(proposal)
+    proposal = proposal / proposal.sum(-1, keepdim=True)
+    moves = proposal * mh_acceptance(target, proposal)
+    moves.fill_diagonal_(0.0)
+    return moves + torch.diag(1.0 - moves.sum(-1))
 
 
 def metropolis_hastings(target: Tensor, num_samples: int, *, proposal: Tensor | None = None,
@@ -98,16 +132,16 @@ def metropolis_hastings(target: Tensor, num_samples: int, *, proposal: Tensor | 
     n = target.shape[-1]
     proposal = torch.ones(n, n, device=target.device) if proposal is None else _as_weights(proposal)
     proposal = proposal / proposal.sum(-1, keepdim=True)
+    acceptance = mh_acceptance(target, proposal)  # (n, n)
     state = _initial_states(target, num_chains, init, generator)  # (chains,)
     steps = burn_in + math.ceil(num_samples / num_chains)
     chain = torch.empty(steps, num_chains, dtype=torch.long, device=target.device)
-    uniforms = torch.rand(steps, 2, num_chains, generator=generator, device=target.device, dtype=target.dtype)
+    uniforms = randomness.rand(steps, 2, num_chains, generator=generator, device=target.device, dtype=target.dtype)
     stacked, last = _stacked_cdf(proposal), _last_positive(proposal)  # (n * n,), (n,)
     for t in range(steps):
         candidate = _draw_from_rows(stacked, last, state, uniforms[t, 0])  # (chains,)
-        # $\alpha = \min(1, p(y) q(x|y) / (p(x) q(y|x)))$; p(x) > 0 along the chain
-        ratio = (target[candidate] * proposal[candidate, state]) / (target[state] * proposal[state, candidate])
-        state = torch.where(uniforms[t, 1] < ratio, candidate, state)
+        # accept y ~ q(.|x) with probability $\alpha(x \to y)$; p(x) > 0 along the chain
+        state = torch.where(uniforms[t, 1] < acceptance[state, candidate], candidate, state)
         chain[t] = state
     return chain[burn_in:].reshape(-1)[:num_samples]
 
@@ -132,7 +166,7 @@ def gibbs_sampling(table: Tensor, num_samples: int, *, init: Tensor | None = Non
     strides = [_strides(shape[:i] + shape[i + 1:], insert_zero_at=i, device=table.device) for i in range(k)]
     steps = burn_in + math.ceil(num_samples / num_chains)
     chain = torch.empty(steps, num_chains, k, dtype=torch.long, device=table.device)
-    uniforms = torch.rand(steps, k, num_chains, generator=generator, device=table.device, dtype=table.dtype)
+    uniforms = randomness.rand(steps, k, num_chains, generator=generator, device=table.device, dtype=table.dtype)
     for t in range(steps):
         for i in range(k):
             other = (state * strides[i]).sum(-1)  # (chains,) row of $x_{-i}$
@@ -162,7 +196,7 @@ def _initial_states(target: Tensor, num_chains: int, init: Tensor | None,
     """Start states ``(num_chains,)`` with positive target weight."""
     if init is None:
         support = (target > 0).to(target.dtype)
-        return torch.multinomial(support, num_chains, replacement=True, generator=generator)
+        return randomness.multinomial(support, num_chains, replacement=True, generator=generator)
     init = torch.as_tensor(init, device=target.device).reshape(-1).expand(num_chains).clone()
     if bool((target[init] <= 0).any()):
         raise ValueError("init must start every chain on a state with positive target weight")

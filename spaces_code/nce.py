@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
+from spaces_code import randomness
+
 
 class LogLinearModel(nn.Module):
     """$G(x;\\theta) = \\theta^\\top\\phi(x)$ on states $0..V-1$ with features ``(V, k)``, plus a learned $\\gamma=\\log Z$."""
@@ -96,5 +98,9 @@ def fit(model: nn.Module, loss_fn: Callable[[], Tensor], max_iter: int = 200) ->
 
 
 def sample_states(log_prob: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """``n`` i.i.d. states ``(n,)`` from a distribution given by its log-probabilities ``(V,)``."""
-    return torch.multinomial(log_prob.exp(), n, replacement=True, generator=generator)
+    """``n`` i.i.d. states ``(n,)`` from a distribution given by its log-probabilities ``(V,)``.
+
+    Drawn on ``generator``'s device (a CPU generator gives the same states on any device) and returned
+    on ``log_prob``'s device.
+    """
+    return randomness.multinomial(log_prob.exp(), n, replacement=True, generator=generator)

@@ -8,7 +8,12 @@ Random projection, in the article's words: to reduce $v_1,\dots,v_N\in\mathbb{R}
 sample an $n\times m$ matrix $A$ with entries from $\mathcal{N}(0, 1/n)$ and use $Av_1,\dots,Av_N$.
 For any fixed $v$, $\Vert Av\Vert^2/\Vert v\Vert^2 \sim \chi^2_n/n$ (mean 1, variance $2/n$), and with
 $n \ge 4\ln N/(\varepsilon^2/2 - \varepsilon^3/3)$ all pairwise distances are kept within a factor
-$1\pm\varepsilon$ with positive probability.
+$1\pm\varepsilon$ with positive probability. That is all the article's bound promises: each pair fails
+with probability at most $2e^{-n(\varepsilon^2/2-\varepsilon^3/3)/2}$, and the union bound over the
+$N(N-1)/2$ pairs only gives success probability $\ge 1/N$ at that $n$. To fail with probability at most
+$\delta$, take
+
+$$ n \ge \frac{2\ln\big(N(N-1)/\delta\big)}{\varepsilon^2/2 - \varepsilon^3/3}. $$
 
 Locality-sensitive hashing (SimHash) keeps only the signs: for one Gaussian direction $w$,
 $P[\mathrm{sign}(w^\top u) \ne \mathrm{sign}(w^\top v)] = \theta(u, v)/\pi$, so the fraction of differing
@@ -24,12 +29,15 @@ import math
 import torch
 from torch import Tensor
 
+from spaces_code import randomness
+
 
 def random_projection(x: Tensor, dim: int, generator: torch.Generator | None = None) -> Tensor:
     r"""$v \mapsto Av$ for every row of ``x`` (N, m) -> (N, dim), with $A_{ij}\sim\mathcal{N}(0, 1/\mathrm{dim})$.
 
-    Every row uses the same $A$ (pairwise geometry is what is preserved). The matrix is sampled on
-    ``x.device`` in ``x.dtype`` (floating point only).
+    Every row uses the same $A$ (pairwise geometry is what is preserved). The matrix is drawn on the
+    generator's device in ``x.dtype`` (floating point only) and moved to ``x.device``: a CPU generator
+    gives the same $A$ whatever device ``x`` is on.
     """
     if x.dim() != 2:
         raise ValueError(f"random_projection expects x of shape (N, m), got {tuple(x.shape)}")
@@ -38,7 +46,7 @@ def random_projection(x: Tensor, dim: int, generator: torch.Generator | None = N
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     # $A_{ij} \sim \mathcal{N}(0, 1/n)$
-    a = torch.randn(dim, x.shape[1], generator=generator, device=x.device, dtype=x.dtype) / math.sqrt(dim)
+    a = randomness.randn(dim, x.shape[1], generator=generator, device=x.device, dtype=x.dtype) / math.sqrt(dim)
     # $v \mapsto Av$ for each row
     return x @ a.T  # (N, dim)
 
@@ -56,12 +64,22 @@ def distance_distortion(x: Tensor, projected: Tensor) -> Tensor:
     return pairwise_distances(projected) / pairwise_distances(x)
 
 
-def jl_dimension(n_points: int, eps: float) -> int:
-    r"""$n = \lceil 4\ln N / (\varepsilon^2/2 - \varepsilon^3/3)\rceil$ (Dasgupta–Gupta), $0 < \varepsilon < 1$."""
+def jl_dimension(n_points: int, eps: float, failure_probability: float | None = None) -> int:
+    r"""$n = \lceil 4\ln N / (\varepsilon^2/2 - \varepsilon^3/3)\rceil$ (Dasgupta–Gupta), $0 < \varepsilon < 1$.
+
+    With ``failure_probability`` $\delta$: $n = \lceil 2\ln(N(N-1)/\delta) / (\varepsilon^2/2 - \varepsilon^3/3)\rceil$,
+    so that some pair leaves $[1-\varepsilon, 1+\varepsilon]$ with probability at most $\delta$ (union bound).
+    """
     if not 0 < eps < 1:
         raise ValueError(f"eps must lie in (0, 1), got {eps}")
-    # $n \ge \frac{4\ln N}{\varepsilon^2/2 - \varepsilon^3/3}$
-    return math.ceil(4 * math.log(n_points) / (eps ** 2 / 2 - eps ** 3 / 3))
+    rate = eps ** 2 / 2 - eps ** 3 / 3
+    if failure_probability is None:
+        # $n \ge \frac{4\ln N}{\varepsilon^2/2 - \varepsilon^3/3}$
+        return math.ceil(4 * math.log(n_points) / rate)
+    if not 0 < failure_probability < 1:
+        raise ValueError(f"failure_probability must lie in (0, 1), got {failure_probability}")
+    # $n \ge \frac{2\ln(N(N-1)/\delta)}{\varepsilon^2/2 - \varepsilon^3/3}$
+    return math.ceil(2 * math.log(n_points * (n_points - 1) / failure_probability) / rate)
 
 
 def simhash(x: Tensor, n_bits: int, generator: torch.Generator | None = None) -> Tensor:
@@ -95,7 +113,7 @@ def randomized_svd(m: Tensor, rank: int, oversample: int = 10, power_iterations:
     $Q = \mathrm{qr}(Y)$, then the exact SVD of the small $Q^\top M$. Returns U (rows, rank), S (rank,), V (cols, rank).
     """
     sketch_size = min(rank + oversample, *m.shape)
-    omega = torch.randn(m.shape[1], sketch_size, generator=generator, device=m.device, dtype=m.dtype)
+    omega = randomness.randn(m.shape[1], sketch_size, generator=generator, device=m.device, dtype=m.dtype)
     # $Y = M\Omega$: random combinations of the columns, a sketch of the range of $M$
     q, _ = torch.linalg.qr(m @ omega)  # (rows, sketch)
     for _ in range(power_iterations):  # sharpen the spectrum: $(MM^\top)M\Omega$

@@ -13,6 +13,8 @@ from spaces_code.discrete_sampling import (
     empirical_distribution,
     gibbs_sampling,
     metropolis_hastings,
+    mh_acceptance,
+    mh_transition_matrix,
     normalize,
     rejection_acceptance_rate,
     rejection_sampling,
@@ -23,9 +25,15 @@ from spaces_code.discrete_sampling import (
 N = 50_000
 
 
-def _target(device, n: int = 10) -> torch.Tensor:
-    g = torch.Generator().manual_seed(7)
-    return (torch.rand(n, generator=g) ** 3 + 0.01).to(device)  # skewed, unnormalised
+def _target(device, seed: int, n: int = 10, floor: float = 0.01) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed + 7)
+    return (torch.rand(n, generator=g) ** 3 + floor).to(device)  # skewed, unnormalised
+
+
+def _skewed_independence_proposal(n: int, device) -> torch.Tensor:
+    """q(y|x) = r(y) with r ∝ y + 1 whatever x: asymmetric, q(y|x) / q(x|y) = (y + 1) / (x + 1)."""
+    r = torch.arange(1, n + 1, dtype=torch.float64, device=device)
+    return (r / r.sum()).expand(n, n)
 
 
 def _ring_proposal(n: int, device) -> torch.Tensor:
@@ -34,8 +42,8 @@ def _ring_proposal(n: int, device) -> torch.Tensor:
     return 0.5 * (eye.roll(1, dims=1) + eye.roll(-1, dims=1))
 
 
-def test_total_variation_matches_float64_reference(device):
-    g = torch.Generator().manual_seed(0)
+def test_total_variation_matches_float64_reference(device, seed):
+    g = torch.Generator().manual_seed(seed)
     p = torch.rand(4, 3, 7, generator=g)
     q = torch.rand(3, 7, generator=g)
     p, q = p / p.sum(-1, keepdim=True), q / q.sum(-1, keepdim=True)
@@ -56,8 +64,8 @@ def test_empirical_distribution_counts_vectors_and_tables(device):
     assert table[0, 1] == 0.5 and table[1, 2] == 0.5 and table.sum() == 1
 
 
-def test_rejection_sampling_converges_in_tv(device, generator):
-    target = _target(device)
+def test_rejection_sampling_converges_in_tv(device, generator, seed):
+    target = _target(device, seed)
     samples = rejection_sampling(target, torch.ones(10, device=device), N, generator=generator)
     assert samples.shape == (N,)
     assert float(total_variation(normalize(target), empirical_distribution(samples, 10))) < 0.02
@@ -72,18 +80,20 @@ def test_rejection_acceptance_rate_is_z_over_m(device):
 
 
 @pytest.mark.parametrize("local", [False, True], ids=["uniform-proposal", "ring-proposal"])
-def test_metropolis_hastings_converges_in_tv(device, generator, local):
-    target = _target(device)
+def test_metropolis_hastings_converges_in_tv(device, generator, seed, local):
+    # a local walk must cross the low-weight states between the heavy ones: a floor of 0.01 next to
+    # weights near 1 makes it cross once in hundreds of steps, so the ring gets a floor of 0.1 (barriers
+    # ten times easier) and a longer burn-in than the uniform proposal
+    target = _target(device, seed, floor=0.1 if local else 0.01)
     proposal = _ring_proposal(10, device) if local else None
-    # a local walk must cross low-weight states: it needs a longer burn-in than the uniform proposal
     samples = metropolis_hastings(target, N, proposal=proposal, num_chains=100, burn_in=500 if local else 100,
                                   generator=generator)
     assert samples.shape == (N,)
     assert float(total_variation(normalize(target), empirical_distribution(samples, 10))) < 0.03
 
 
-def test_gibbs_converges_in_tv_on_a_joint_table(device, generator):
-    g = torch.Generator().manual_seed(3)
+def test_gibbs_converges_in_tv_on_a_joint_table(device, generator, seed):
+    g = torch.Generator().manual_seed(seed + 3)
     table = (torch.rand(3, 4, 5, generator=g) ** 2 + 0.02).to(device)
     samples = gibbs_sampling(table, N, num_chains=100, generator=generator)
     assert samples.shape == (N, 3)
@@ -92,8 +102,8 @@ def test_gibbs_converges_in_tv_on_a_joint_table(device, generator):
                                  empirical_distribution(samples, (3, 4, 5)).reshape(-1))) < 0.03
 
 
-def test_tv_decreases_with_more_samples(device, generator):
-    target = _target(device)
+def test_tv_decreases_with_more_samples(device, generator, seed):
+    target = _target(device, seed)
     table = target[:6, None] * target[None, 4:]  # a 6 x 6 joint table
     sizes = [300, 3_000, 30_000]
     for draw, p, shape in [
@@ -132,17 +142,17 @@ def test_extreme_scales_and_integer_weights(device, generator):
             assert float(total_variation(p, empirical_distribution(samples, 4))) < 0.02
 
 
-def test_single_state_and_single_chain(device, generator):
+def test_single_state_and_single_chain(device, generator, seed):
     one = torch.tensor([2.5], device=device)
     assert rejection_sampling(one, one, 7, generator=generator).tolist() == [0] * 7
     assert metropolis_hastings(one, 7, generator=generator).tolist() == [0] * 7
     assert gibbs_sampling(one.reshape(1, 1), 7, generator=generator).tolist() == [[0, 0]] * 7
-    target = _target(device, 4)
+    target = _target(device, seed, 4)
     samples = metropolis_hastings(target, 8_000, burn_in=0, generator=generator)  # one chain
     assert float(total_variation(normalize(target), empirical_distribution(samples, 4))) < 0.03
 
 
-def test_single_site_proposal_is_a_symmetric_replace_one_coordinate_kernel(device, generator):
+def test_single_site_proposal_is_a_symmetric_replace_one_coordinate_kernel(device, generator, seed):
     shape = (3, 4, 2)
     proposal = single_site_proposal(shape, device)  # (24, 24)
     torch.testing.assert_close(proposal.sum(-1), torch.ones(24, dtype=torch.float64, device=device))
@@ -151,10 +161,62 @@ def test_single_site_proposal_is_a_symmetric_replace_one_coordinate_kernel(devic
     assert float(proposal[0, 1 * 8]) == pytest.approx(1 / 9)
     assert float(proposal[0, 0]) == pytest.approx(1 / 9 + 1 / 12 + 1 / 6)
     assert float(proposal[0, 1 * 8 + 1 * 2]) == 0.0  # two coordinates changed at once: impossible
-    g = torch.Generator().manual_seed(5)
+    g = torch.Generator().manual_seed(seed + 5)
     table = (torch.rand(shape, generator=g, dtype=torch.float64) + 0.05).to(device)
     samples = metropolis_hastings(table.reshape(-1), N, proposal=proposal, num_chains=100, generator=generator)
     assert float(total_variation(normalize(table).reshape(-1), empirical_distribution(samples, 24))) < 0.03
+
+
+def test_hastings_correction_makes_the_target_stationary(device, seed):
+    """Exact check of $\\alpha = \\min(1, p(y)q(x|y) / (p(x)q(y|x)))$ with an asymmetric proposal:
+    detailed balance $p(x)K(x,y) = p(y)K(y,x)$, hence $pK = p$ (float64, to rounding)."""
+    target = _target(device, seed)
+    g = torch.Generator().manual_seed(seed + 11)
+    proposal = (torch.rand(10, 10, generator=g, dtype=torch.float64) ** 2 + 0.01).to(device)  # asymmetric
+    proposal = proposal / proposal.sum(-1, keepdim=True)
+    assert float((proposal - proposal.T).abs().max()) > 0.1
+    kernel = mh_transition_matrix(target, proposal)
+    p = normalize(target)
+    torch.testing.assert_close(kernel.sum(-1), torch.ones(10, dtype=torch.float64, device=device))
+    flow = p[:, None] * kernel  # p(x) K(x, y)
+    torch.testing.assert_close(flow, flow.T, atol=1e-15, rtol=1e-12)
+    torch.testing.assert_close(p @ kernel, p, atol=1e-15, rtol=1e-12)
+    alpha = mh_acceptance(target, proposal)
+    torch.testing.assert_close(alpha, (p[None, :] * proposal.T / (p[:, None] * proposal)).clamp(max=1.0))
+
+
+def test_metropolis_hastings_with_an_asymmetric_proposal(device, generator, seed):
+    """An independence proposal q(y|x) = r(y), r ∝ 1..10: only the Hastings factor q(x|y)/q(y|x)
+    removes r. With q(x|y) and q(y|x) swapped the chain's stationary law is ∝ p r², and without the
+    factor ∝ p r: both are far from p, so the TV threshold below catches either mistake."""
+    target = _target(device, seed)
+    proposal = _skewed_independence_proposal(10, device)
+    p, r = normalize(target), proposal[0]
+    swapped_law, uncorrected_law = normalize(p * r * r), normalize(p * r)
+    # sweep of 200 seeds (targets): TV(p, p r^2) >= 0.24 and TV(p, p r) >= 0.12, so both exceed the
+    # threshold 0.03 four times over
+    assert float(total_variation(p, swapped_law)) > 0.1 and float(total_variation(p, uncorrected_law)) > 0.06
+    samples = metropolis_hastings(target, N, proposal=proposal, num_chains=100, burn_in=100, generator=generator)
+    tv = float(total_variation(p, empirical_distribution(samples, 10)))
+    assert tv < 0.03  # sweep of 200 seeds: max TV 0.0XX (tests/test_discrete_sampling.py header)
+
+
+def test_same_generator_same_chains_on_any_device_and_global_seed(device, seed):
+    """A CPU generator drives every draw: the device and the global RNG do not change the samples."""
+    target = _target("cpu", seed)
+    table = target[:6, None] * target[None, 4:]
+    runs = []
+    for where, global_seed in (("cpu", seed + 1), (device, seed + 2)):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(seed)
+        runs.append([
+            rejection_sampling(target.to(where), torch.ones(10, device=where), 500, generator=g).cpu(),
+            metropolis_hastings(target.to(where), 500, proposal=_ring_proposal(10, where), num_chains=10,
+                                generator=g).cpu(),
+            gibbs_sampling(table.to(where), 500, num_chains=10, generator=g).cpu(),
+        ])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
 
 
 def test_zero_samples_requested(device, generator):

@@ -1,11 +1,15 @@
-"""Keras gold standard (#2): one model definition, Keras 3 on PyTorch, equals a plain-torch forward."""
+"""Keras gold standard (#2): one model definition, trained by Keras 3 on PyTorch, equals a plain-torch
+forward and gives the same logits when the same code runs on the JAX backend; the "clever" torch layer
+does not port."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from spaces_code.keras_portable import (ClassifierConfig, build_classifier, compile_classifier,
-                                        toy_dataset, torch_forward, torch_forward_float64)
+from spaces_code.keras_portable import (BackendPortError, ClassifierConfig, build_classifier,
+                                        compile_classifier, logits_under_backend, toy_dataset,
+                                        torch_forward, torch_forward_float64)
 
 import keras  # noqa: E402  (after spaces_code.keras_portable, which selects the torch backend)
 
@@ -13,6 +17,10 @@ import keras  # noqa: E402  (after spaces_code.keras_portable, which selects the
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 SMALL = ClassifierConfig(vocab_size=10, seq_len=5, embed_dim=4, hidden=6, classes=3)
+# float32 forward: a 12-term mean, a 16-term and a 32-term dot product and a tanh. Sweep of 200 seeds
+# (trained models, 256 inputs): max |Keras - plain torch| 4.8e-7, max |float32 - float64| 9.5e-7,
+# max |JAX backend - torch backend| 9.5e-7, with |logits| <= 3.7: tolerance 1e-5 (>= 10x margin).
+TOL = 1e-5
 
 
 def test_backend_is_torch():
@@ -30,11 +38,49 @@ def test_fit_then_outputs_equal_plain_torch(device, generator, config):
         after = model.evaluate(tokens.cpu().numpy(), labels.cpu().numpy(), verbose=0)[0]
         keras_logits = model(tokens)
         plain = torch_forward(model, tokens)
-    assert after < before  # a few steps of fit did train the weights that are compared below
+    # 16 Adam steps did train the weights compared below. Sweep of 200 seeds x 2 configs:
+    # after / before <= 0.92 (worst), so `after < before` holds with margin.
+    assert after < before
     assert isinstance(keras_logits, torch.Tensor) and keras_logits.device.type == device.type
-    torch.testing.assert_close(keras_logits, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(keras_logits, plain, atol=TOL, rtol=TOL)
     torch.testing.assert_close(keras_logits.double().cpu(), torch_forward_float64(model, tokens),
-                               atol=1e-5, rtol=1e-5)
+                               atol=TOL, rtol=TOL)
+
+
+def test_device_matches_cpu(device, generator):
+    """The same weights and inputs give the same logits on ``device`` as on CPU (and float64)."""
+    tokens, _ = toy_dataset(64, ClassifierConfig(), generator)  # drawn once, on CPU
+    with keras.device("cpu"):
+        cpu_model = build_classifier()
+        cpu_logits = cpu_model(tokens).detach()
+    with keras.device(device.type):
+        model = build_classifier()
+        model.set_weights(cpu_model.get_weights())
+        logits = model(tokens.to(device)).detach()
+    assert logits.device.type == device.type
+    torch.testing.assert_close(logits.cpu(), cpu_logits, atol=TOL, rtol=TOL)
+    torch.testing.assert_close(logits.double().cpu(), torch_forward_float64(cpu_model, tokens), atol=TOL, rtol=TOL)
+
+
+def test_same_code_runs_on_the_jax_backend_the_clever_layer_does_not(generator):
+    """The article's claim, run: the standard model ports unchanged, the torch shortcut breaks."""
+    config = ClassifierConfig()
+    model = compile_classifier(build_classifier(config))
+    tokens, labels = toy_dataset(128, config, generator)
+    model.fit(tokens.numpy(), labels.numpy(), batch_size=32, epochs=1, verbose=0)
+    torch_logits = model(tokens).detach().numpy()
+    clever = build_classifier(config, clever=True)
+    clever.set_weights(model.get_weights())
+    # on the PyTorch backend the shortcut computes the very same numbers (same ops, same order)
+    np.testing.assert_array_equal(clever(tokens).detach().numpy(), torch_logits)
+
+    standard, shortcut = logits_under_backend("jax", config, model.get_weights(), tokens.numpy(),
+                                              variants=(False, True))
+    assert isinstance(standard, np.ndarray) and standard.shape == (128, config.classes)
+    np.testing.assert_allclose(standard, torch_logits, atol=TOL, rtol=TOL)
+    np.testing.assert_allclose(standard, torch_forward_float64(model, tokens).numpy(), atol=TOL, rtol=TOL)
+    assert isinstance(shortcut, BackendPortError)
+    assert "TypeError" in str(shortcut) and "Tracer" in str(shortcut)  # torch was handed a JAX array
 
 
 def test_padding_is_ignored(device):
@@ -60,7 +106,7 @@ def test_saved_model_reloads_identically(tmp_path, generator):
     torch.testing.assert_close(reloaded(tokens), model(tokens), atol=0.0, rtol=0.0)
 
 
-def test_toy_dataset(generator):
+def test_toy_dataset(generator, seed):
     tokens, labels = toy_dataset(500, SMALL, generator)
     assert tokens.dtype == torch.int32 and tokens.shape == (500, SMALL.seq_len)
     assert ((tokens > 0).sum(dim=1) >= 1).all() and (tokens < SMALL.vocab_size).all()
@@ -69,3 +115,18 @@ def test_toy_dataset(generator):
     upper = (tokens >= 5).sum(dim=1)
     lower = ((tokens > 0) & (tokens < 5)).sum(dim=1)
     assert torch.equal(labels, (upper > lower).long())
+    # the data depend on the generator alone, not on the global RNG
+    torch.manual_seed(seed + 1)
+    again, _ = toy_dataset(500, SMALL, torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed + 2)
+    assert torch.equal(again, toy_dataset(500, SMALL, torch.Generator().manual_seed(seed))[0])
+
+
+def test_seeded_weights_depend_on_the_seed_alone(seed):
+    keras.utils.set_random_seed(seed + 1)
+    first = build_classifier(SMALL, seed=seed).get_weights()
+    keras.utils.set_random_seed(seed + 2)
+    second = build_classifier(SMALL, seed=seed).get_weights()
+    other = build_classifier(SMALL, seed=seed + 3).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], other[0]) and not np.array_equal(first[1], other[1])
