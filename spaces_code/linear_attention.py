@@ -1,25 +1,23 @@
-"""Transformer升级之路：3、从Performer到线性Attention — https://kexue.fm/archives/8338
+r"""Transformer升级之路：3、从Performer到线性Attention — https://kexue.fm/archives/8338
 
 Linear attention in the form of "Transformers are RNNs" (Katharopoulos et al., 2020,
 arXiv:2006.16236), seen from Performer (Choromanski et al., 2020, arXiv:2009.14794). With feature maps
-:math:`\\phi, \\varphi` the article writes
+$\phi, \varphi$ the article writes
 
-.. math::
+$$
+Attention(Q,K,V)_i = \frac{\sum_{j=1}^n \phi(q_i)^\top\varphi(k_j)\,v_j}{\sum_{j=1}^n \phi(q_i)^\top\varphi(k_j)}
+                   = \frac{\phi(q_i)^\top \sum_j \varphi(k_j) v_j^\top}{\phi(q_i)^\top \sum_j \varphi(k_j)},
+$$
 
-    Attention(Q,K,V)_i = \\frac{\\sum_{j=1}^n \\phi(q_i)^\\top\\varphi(k_j)\\,v_j}
-                              {\\sum_{j=1}^n \\phi(q_i)^\\top\\varphi(k_j)}
-                       = \\frac{\\phi(q_i)^\\top \\sum_j \\varphi(k_j) v_j^\\top}
-                              {\\phi(q_i)^\\top \\sum_j \\varphi(k_j)},
-
-and computing the sums first makes the cost :math:`\\mathscr{O}(n)` instead of :math:`\\mathscr{O}(n^2)`.
-For a causal (unidirectional) model the sums run over :math:`j \\le i`, i.e. they are prefix sums
-:math:`S_i = \\sum_{j\\le i}\\varphi(k_j)v_j^\\top`, :math:`z_i = \\sum_{j\\le i}\\varphi(k_j)`.
+and computing the sums first makes the cost $\mathscr{O}(n)$ instead of $\mathscr{O}(n^2)$. For a
+causal (unidirectional) model the sums run over $j \le i$, i.e. they are prefix sums
+$S_i = \sum_{j\le i}\varphi(k_j)v_j^\top$, $z_i = \sum_{j\le i}\varphi(k_j)$.
 
 This module holds the one prefix-sum implementation of the project; :mod:`spaces_code.performer`
-plugs its random features into it. :func:`quadratic_feature_attention` is the :math:`\\mathscr{O}(n^2)`
+plugs its random features into it. :func:`quadratic_feature_attention` is the $\mathscr{O}(n^2)$
 masked form of the same formula, kept as the reference the prefix sums must equal. The attention matrix
-:math:`\\phi(Q)\\varphi(K)^\\top` has rank at most the feature dimension :math:`m` — the "low rank"
-limitation the article discusses; :func:`attention_matrix_rank` measures it.
+$\phi(Q)\varphi(K)^\top$ has rank at most the feature dimension $m$ — the "low rank" limitation the
+article discusses; :func:`attention_matrix_rank` measures it.
 """
 from __future__ import annotations
 
@@ -29,15 +27,15 @@ from torch import Tensor
 
 
 def elu_feature_map(x: Tensor) -> Tensor:
-    """:math:`\\phi(x) = \\mathrm{elu}(x) + 1 > 0` (Katharopoulos et al.)."""
+    r"""$\phi(x) = \mathrm{elu}(x) + 1 > 0$ (Katharopoulos et al.)."""
     return F.elu(x) + 1.0
 
 
 def feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
                           causal: bool = False, eps: float = 1e-12) -> Tensor:
-    """Linear attention from precomputed non-negative features.
+    r"""Linear attention from precomputed non-negative features.
 
-    ``q_features`` :math:`\\phi(Q)` is ``(..., n_q, m)``, ``k_features`` :math:`\\varphi(K)` is
+    ``q_features`` $\phi(Q)$ is ``(..., n_q, m)``, ``k_features`` $\varphi(K)$ is
     ``(..., n_k, m)``, ``v`` is ``(..., n_k, d_v)``; returns ``(..., n_q, d_v)``. ``causal=True`` needs
     ``n_q == n_k`` and uses prefix sums, so position ``i`` only sees ``j <= i``. ``eps`` guards the
     division when all features of a row underflow to zero.
@@ -54,14 +52,14 @@ def feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
 
 def causal_feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
                                  eps: float = 1e-12, chunk_size: int = 64) -> Tensor:
-    """Causal linear attention by prefix sums (the RNN form of the article's formula):
+    r"""Causal linear attention by prefix sums (the RNN form of the article's formula):
 
-    .. math:: out_i = \\frac{\\phi(q_i)^\\top S_i}{\\phi(q_i)^\\top z_i},\\quad
-              S_i = S_{i-1} + \\varphi(k_i)v_i^\\top,\\quad z_i = z_{i-1} + \\varphi(k_i).
+    $$out_i = \frac{\phi(q_i)^\top S_i}{\phi(q_i)^\top z_i},\quad
+      S_i = S_{i-1} + \varphi(k_i)v_i^\top,\quad z_i = z_{i-1} + \varphi(k_i).$$
 
-    The running sums are taken chunk by chunk: :math:`S` at the start of each chunk of ``chunk_size``
+    The running sums are taken chunk by chunk: $S$ at the start of each chunk of ``chunk_size``
     positions is a prefix sum over the previous chunks, and inside a chunk the few remaining terms
-    :math:`j \\le i` are added directly. ``chunk_size=1`` is the plain per-position recurrence; larger
+    $j \le i$ are added directly. ``chunk_size=1`` is the plain per-position recurrence; larger
     chunks give the same result with ``n / chunk_size`` stored states instead of ``n``.
     """
     n = q_features.shape[-2]
@@ -88,7 +86,7 @@ def causal_feature_map_attention(q_features: Tensor, k_features: Tensor, v: Tens
 
 
 def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
-    """:math:`y_t = \\sum_{s<t} x_s` along ``dim`` (computed with the scan axis last, where torch's CPU
+    r"""$y_t = \sum_{s<t} x_s$ along ``dim`` (computed with the scan axis last, where torch's CPU
     cumsum is fast)."""
     x = x.movedim(dim, -1)
     inclusive = x.reshape(-1, x.shape[-1]).cumsum(dim=-1).view(x.shape)
@@ -97,8 +95,8 @@ def _exclusive_cumsum(x: Tensor, dim: int) -> Tensor:
 
 def quadratic_feature_attention(q_features: Tensor, k_features: Tensor, v: Tensor,
                                 mask: Tensor | None = None, eps: float = 1e-12) -> Tensor:
-    """The same attention in :math:`\\mathscr{O}(n^2)` form: form
-    :math:`A = \\phi(Q)\\varphi(K)^\\top \\odot M`, normalise its rows, multiply by ``V``.
+    r"""The same attention in $\mathscr{O}(n^2)$ form: form
+    $A = \phi(Q)\varphi(K)^\top \odot M$, normalise its rows, multiply by ``V``.
     ``mask`` (True = may attend) broadcasts to ``(..., n_q, n_k)``."""
     # $A_{ij} = \phi(q_i)^\top \varphi(k_j)$
     scores = q_features @ k_features.transpose(-2, -1)  # (..., n_q, n_k)
@@ -108,13 +106,13 @@ def quadratic_feature_attention(q_features: Tensor, k_features: Tensor, v: Tenso
 
 
 def linear_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
-    """Linear attention with :math:`\\phi = \\varphi = \\mathrm{elu} + 1`; ``q, k`` are
+    r"""Linear attention with $\phi = \varphi = \mathrm{elu} + 1$; ``q, k`` are
     ``(..., n, d)``, ``v`` is ``(..., n, d_v)``."""
     return feature_map_attention(elu_feature_map(q), elu_feature_map(k), v, causal=causal)
 
 
 def attention_matrix_rank(q_features: Tensor, k_features: Tensor, rtol: float = 1e-6) -> int:
-    """Numerical rank of the unnormalised attention matrix :math:`\\phi(Q)\\varphi(K)^\\top`
+    r"""Numerical rank of the unnormalised attention matrix $\phi(Q)\varphi(K)^\top$
     (a single ``(n, m)`` pair); it never exceeds ``m``."""
     scores = (q_features @ k_features.transpose(-2, -1)).double()  # (n_q, n_k)
     return int(torch.linalg.matrix_rank(scores, rtol=rtol))

@@ -8,9 +8,9 @@ from spaces_code.performer import gaussian_projection, positive_random_features
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # CPU generator: the same numbers whichever device runs
 n, d = 256, 16
-q, k, v = (torch.randn(n, d, generator=generator, device=device, dtype=torch.float64) for _ in range(3))
+q, k, v = (torch.randn(n, d, generator=generator, dtype=torch.float64).to(device) for _ in range(3))
 qf, kf = elu_feature_map(q), elu_feature_map(k)
 
 prefix = feature_map_attention(qf, kf, v, causal=True)  # O(n): running sums S_i, z_i

@@ -9,14 +9,14 @@ from spaces_code.runtime import best_time_ms, make_generator, pick_device
 
 device = pick_device()
 torch.set_num_threads(1)  # one CPU thread: steadier timings on a shared machine (no effect on CUDA)
-generator = make_generator(0, device)
+generator = make_generator(0)  # CPU generator: the same numbers whichever device runs
 d = 32
 lengths = [128, 256, 512, 1024, 2048]
 
 
 results = {"softmax (quadratic)": [], "softmax, causal mask": [], "linear": [], "linear, causal": []}
 for n in lengths:
-    q, k, v = (torch.randn(n, d, generator=generator, device=device) for _ in range(3))
+    q, k, v = (torch.randn(n, d, generator=generator).to(device) for _ in range(3))
     mask = causal_mask(n, device=device)
     results["softmax (quadratic)"].append(best_time_ms(lambda: attention(q, k, v), device))
     results["softmax, causal mask"].append(best_time_ms(lambda: attention(q, k, v, mask), device))
