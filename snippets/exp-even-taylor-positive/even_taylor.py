@@ -8,7 +8,7 @@ from spaces_code.runtime import make_generator, pick_device
 from spaces_code.taylor_softmax import critical_points, exp_taylor, taylor_softmax
 
 device = pick_device()
-make_generator(0, device)
+make_generator(0)
 
 print(f"{'n':>3} {'critical x':>11} {'f_n(x)':>11} {'x^n/n!':>11}")
 for n in (2, 4, 6, 8, 10, 20, 30):
