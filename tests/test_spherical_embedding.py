@@ -89,8 +89,9 @@ def test_jose_loss_is_the_cosine_hinge(device, generator):
 @pytest.mark.parametrize("rule", STEP_RULES)
 def test_training_decreases_the_loss_and_keeps_unit_norm(device, generator, rule):
     # 3 topics x 4 documents, 60 full-batch steps at lr 0.1. Sweep of 200 seeds (all three rules):
-    # final/initial loss at most LOSS_MAX (bound 0.5), same-topic minus other-topic document cosine at
-    # least GAP_MIN (bound 0.3).
+    # final/initial loss mean 0.20, max 0.274 (bound 0.5: > 3x the largest deviation from the mean);
+    # same-topic minus other-topic document cosine mean 0.55, min 0.237 (bound 0.075: a third of the minimum;
+    # the old bound 0.3, tuned on one stream, fails 6 of 600 runs).
     triples = topic_corpus(3, 6, 4, 60, generator=generator).to(device)
     model = SphericalEmbedding(JoSEConfig(num_words=18, num_docs=12), generator=generator, device=device)
     history = train_jose(model, triples, steps=60, lr=0.1, rule=rule, generator=generator)
@@ -102,7 +103,7 @@ def test_training_decreases_the_loss_and_keeps_unit_norm(device, generator, rule
         cos = model.doc @ model.doc.T
     topic = torch.arange(12, device=device) // 4
     same = topic[:, None] == topic[None, :]
-    assert float(cos[same].mean()) > float(cos[~same].mean()) + 0.3
+    assert float(cos[same].mean()) > float(cos[~same].mean()) + 0.075
 
 
 def test_draws_come_from_the_generator_alone(seed):
