@@ -146,8 +146,10 @@ def test_cache_entry_round_trip_and_schema(tmp_path):
     stored = cache.store("k" * 64, entry, [b"<svg/>"])
     assert cache.load("k" * 64).figures == stored.figures and cache.figure_path(stored.figures[0]).read_bytes() == b"<svg/>"
     assert [e.snippet for e in cache.all_entries()] == ["snippets/demo/x.py"]
+    (cache.entries / "old-article").mkdir()  # the older layout: a folder of entries per article
+    (cache.entries / "old-article" / "x.json").write_text("{}")
     cache.prune(keep=set())
-    assert cache.all_entries() == []
+    assert cache.all_entries() == [] and list(cache.entries.iterdir()) == []
 
 
 def test_freshness_follows_the_recorded_dependencies(tmp_path):

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -189,6 +190,9 @@ class Cache:
         self.prune_temporary()
         if not self.entries.is_dir():
             return
+        for folder in self.entries.iterdir():  # entries of the older layout (a folder per article)
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
         referenced = set()
         for path in self.entries.glob("*.json"):
             if path.stem not in keep:
