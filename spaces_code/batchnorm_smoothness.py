@@ -17,14 +17,25 @@ $\theta_\eta = \theta - \eta g$ for a range of $\eta$:
 - effective $\beta$-smoothness: $\max_\eta \Vert\nabla L(\theta_\eta) - g\Vert / \Vert\theta_\eta - \theta\Vert$.
 
 BN uses the statistics of the (full) batch throughout, in training mode.
+
+The article's own argument isolates the centring: for a layer $\boldsymbol{y} = W\boldsymbol{x}$ trained on the
+squared loss, the Lipschitz constant of the gradient grows with $\mathbb{E}\Vert\boldsymbol{x}\Vert^2 =
+\Vert\mathbb{E}\boldsymbol{x}\Vert^2 + \mathrm{tr}\,\mathrm{Cov}\,\boldsymbol{x}$, and subtracting the mean removes the first
+term. ``MLPConfig.normalization`` ablates BN into ``center`` ($x - \mu_B$ only), ``scale``
+($x / \sigma_B$ only) and ``bn`` (both), each followed by BN's affine $\gamma, \beta$;
+:func:`top_hessian_eigenvalue` measures the sharpness $\lambda_{\max}(\nabla^2_\theta L)$ by power iteration.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+from spaces_code.randomness import randn
+
+Normalization = Literal["none", "center", "scale", "bn"]
 
 
 @dataclass
@@ -33,11 +44,38 @@ class MLPConfig:
     width: int = 64
     depth: int = 6  # hidden layers
     n_classes: int = 5
-    batch_norm: bool = False  # BN after every hidden Linear, before the ReLU
+    batch_norm: bool = False  # BN after every hidden Linear, before the ReLU (= normalization "bn")
+    normalization: Normalization = "none"  # the ablation: "center", "scale" or "bn" after every hidden Linear
+
+    @property
+    def norm(self) -> Normalization:
+        return "bn" if self.batch_norm else self.normalization
+
+
+class BatchStandardize(nn.Module):
+    r"""$\gamma \odot (x - \mu_B) / \sqrt{\sigma_B^2 + \epsilon} + \beta$ with either step switchable (batch statistics)."""
+
+    def __init__(self, features: int, center: bool, scale: bool, eps: float = 1e-5,
+                 device: torch.device | str | None = None):
+        super().__init__()
+        self.center, self.scale, self.eps = center, scale, eps
+        self.weight = nn.Parameter(torch.ones(features, device=device))  # gamma
+        self.bias = nn.Parameter(torch.zeros(features, device=device))  # beta
+
+    def forward(self, x: Tensor) -> Tensor:  # (batch, features)
+        mean = x.mean(0)
+        # $\sigma_B^2$: the biased batch variance, as BatchNorm1d uses in training
+        std = ((x - mean).square().mean(0) + self.eps).sqrt()
+        if self.center:
+            x = x - mean  # $x - \mu_B$
+        if self.scale:
+            x = x / std  # $x / \sqrt{\sigma_B^2 + \epsilon}$
+        return self.weight * x + self.bias
 
 
 class MLP(nn.Module):
-    """Linear -> [BatchNorm1d] -> ReLU, ``depth`` times, then a Linear classifier; seeded He initialisation."""
+    """Linear -> [normalisation] -> ReLU, ``depth`` times, then a Linear classifier; He initialisation drawn
+    from ``generator`` (on its device, then moved to ``device``)."""
 
     def __init__(self, config: MLPConfig, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None):
@@ -46,14 +84,20 @@ class MLP(nn.Module):
         dims = [config.in_dim] + [config.width] * config.depth
         for fan_in, fan_out in zip(dims[:-1], dims[1:]):
             layers.append(nn.Linear(fan_in, fan_out, device=device))
-            if config.batch_norm:
+            if config.norm == "bn" and config.batch_norm:
                 layers.append(nn.BatchNorm1d(fan_out, device=device))
+            elif config.norm != "none":
+                layers.append(BatchStandardize(fan_out, center=config.norm in ("center", "bn"),
+                                               scale=config.norm in ("scale", "bn"), device=device))
             layers.append(nn.ReLU())
         layers.append(nn.Linear(dims[-1], config.n_classes, device=device))
         self.net = nn.Sequential(*layers)
         for layer in self.net:
             if isinstance(layer, nn.Linear):
-                nn.init.normal_(layer.weight, std=(2 / layer.in_features) ** 0.5, generator=generator)
+                with torch.no_grad():
+                    # He: $W \sim \mathcal{N}(0, 2/\text{fan-in})$
+                    layer.weight.copy_(randn(*layer.weight.shape, generator=generator, device=layer.weight.device)
+                                       * (2 / layer.in_features) ** 0.5)
                 nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -134,11 +178,28 @@ def train_and_probe(model: nn.Module, x: Tensor, y: Tensor, lr: float, steps: in
                           torch.stack([p.effective_smoothness for p in probes]))
 
 
+def top_hessian_eigenvalue(model: nn.Module, x: Tensor, y: Tensor, iters: int = 30,
+                           generator: torch.Generator | None = None) -> Tensor:
+    r"""$\lambda_{\max}(\nabla_\theta^2 L)$ by power iteration on exact Hessian-vector products (largest |eigenvalue|)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = nn.functional.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (P,)
+    v = randn(flat.numel(), generator=generator, device=flat.device, dtype=flat.dtype)
+    v = v / v.norm()
+    eigenvalue = flat.new_zeros(())
+    for _ in range(iters):
+        hv = torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat @ v, params, retain_graph=True)])
+        eigenvalue = v @ hv  # Rayleigh quotient $v^\top H v$
+        v = hv / hv.norm()
+    return eigenvalue.detach()
+
+
 def make_teacher_data(n: int, config: MLPConfig, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None, offset: float = 3.0) -> tuple[Tensor, Tensor]:
     r"""Inputs with a common offset and feature scales from 0.1 to 10 (badly conditioned, as raw features
     often are), labelled by the argmax of a random linear teacher on the standardised features."""
-    z = torch.randn(n, config.in_dim, generator=generator, device=device)  # (n, in_dim)
-    scales = torch.logspace(-1, 1, config.in_dim, device=device)
-    teacher = torch.randn(config.in_dim, config.n_classes, generator=generator, device=device)
+    z = randn(n, config.in_dim, generator=generator, device=device)  # (n, in_dim)
+    scales = torch.logspace(-1, 1, config.in_dim, device=z.device)
+    teacher = randn(config.in_dim, config.n_classes, generator=generator, device=z.device)
     return offset + z * scales, (z @ teacher).argmax(-1)

@@ -6,8 +6,9 @@ import copy
 import pytest
 import torch
 
-from spaces_code.batchnorm_smoothness import (MLP, MLPConfig, loss_and_gradient, make_teacher_data,
-                                              probe_along_gradient, train_and_probe)
+from spaces_code.batchnorm_smoothness import (MLP, BatchStandardize, MLPConfig, loss_and_gradient,
+                                              make_teacher_data, probe_along_gradient, top_hessian_eigenvalue,
+                                              train_and_probe)
 
 STEP_SIZES = torch.tensor([0.02, 0.05, 0.1, 0.2, 0.4])
 
@@ -50,20 +51,78 @@ def test_gradient_change_is_linear_for_small_steps(device, generator):
     torch.testing.assert_close(slopes, slopes[:1].expand(3), rtol=1e-2, atol=0)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_batch_norm_smooths_the_landscape(device, seed):
-    # Seeded setup: 256 samples with offset 3 and feature scales 0.1..10, a 6-layer ReLU MLP, full-batch GD
-    # at lr 0.05 for 60 steps, probed every 10 steps at eta in {0.02, ..., 0.4}. Property (medians over
-    # the probes): BN's effective beta-smoothness < 0.8x and loss variation < 0.2x those without BN.
-    # Over seeds 0-9 the worst ratios seen were 0.64 and 0.056.
-    generator = torch.Generator(device=device).manual_seed(seed)
-    x, y = make_teacher_data(256, MLPConfig(), generator, device)
-    records = {}
-    for batch_norm in (False, True):
-        model = MLP(MLPConfig(batch_norm=batch_norm), generator, device)
-        records[batch_norm] = train_and_probe(model, x, y, lr=0.05, steps=60, probe_every=10,
-                                              step_sizes=STEP_SIZES.to(device))
-    plain, bn = records[False], records[True]
-    assert bn.effective_smoothness.median() < 0.8 * plain.effective_smoothness.median()
-    assert bn.loss_range.median() < 0.2 * plain.loss_range.median()
-    assert bn.train_loss[-1] < plain.train_loss[-1]  # and it trains faster at the same learning rate
+SMALL = dict(in_dim=10, width=32, depth=4, n_classes=3)
+
+
+def test_batch_norm_lowers_the_sharpness(generator):
+    # 128 samples with offset 3 and feature scales 0.1..10, a 4-layer ReLU MLP of width 32, the same initial
+    # weights with and without BN: top eigenvalue of the loss Hessian (20 power iterations).
+    # Sweep of SWEEP_N seeds: |bn| / |none| mean BN_MEAN, max BN_MAX; bound 0.5 (>= 3x the largest deviation).
+    # (Centring alone: mean 0.25 but up to 0.93 on single streams, and the median beta_eff ratio after 30 GD
+    # steps: median 0.26 but up to 1.26 -- neither holds on every stream at this size, so neither is asserted
+    # here; the snippet prints both.)
+    x, y = make_teacher_data(128, MLPConfig(**SMALL), generator)
+    init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    sharpness = {}
+    for norm in ("none", "bn"):
+        model = MLP(MLPConfig(**SMALL, normalization=norm), torch.Generator().manual_seed(init_seed))
+        sharpness[norm] = top_hessian_eigenvalue(model, x, y, iters=20,
+                                                 generator=torch.Generator().manual_seed(init_seed)).item()
+    assert abs(sharpness["bn"]) < 0.5 * abs(sharpness["none"])
+
+
+def test_centring_removes_the_mean_from_the_curvature(device, generator):
+    # The article's argument, exactly: for y = W x with the squared loss L = 1/(2n) sum |W x_i - t_i|^2 the
+    # Hessian in each row of W is E[x x^T] = Cov x + mu mu^T. Centring leaves Cov x, and by Weyl
+    # lambda_max(Cov + mu mu^T) >= lambda_max(Cov), with E|x|^2 = |mu|^2 + tr Cov (analytic, any stream).
+    scales = torch.logspace(-1, 0, 6, dtype=torch.float64)
+    x = (3 + torch.randn(256, 6, generator=generator, dtype=torch.float64) * scales).to(device)
+    targets = torch.randn(256, 2, generator=generator, dtype=torch.float64).to(device)
+    for inputs in (x, x - x.mean(0)):
+        w0 = torch.zeros(2, 6, dtype=torch.float64, device=device)
+        h = torch.autograd.functional.hessian(lambda w: 0.5 * (inputs @ w.T - targets).square().sum(-1).mean(), w0)
+        torch.testing.assert_close(h[0, :, 0, :], inputs.T @ inputs / 256, rtol=1e-10, atol=1e-12)
+    raw, centred = (torch.linalg.eigvalsh(z.T @ z / 256)[-1].item() for z in (x, x - x.mean(0)))
+    mu = x.mean(0)
+    assert centred <= raw
+    assert raw >= (mu @ mu).item() * (1 - 1e-12)  # the mean direction alone: mu^T E[xx^T] mu / |mu|^2 >= |mu|^2
+    torch.testing.assert_close(torch.trace(x.T @ x / 256), mu @ mu + torch.trace((x - mu).T @ (x - mu) / 256))
+
+
+def test_batch_standardize_is_batch_norm_in_training_mode(device, generator):
+    x = (3 + 2 * torch.randn(32, 7, generator=generator)).to(device)
+    reference = torch.nn.BatchNorm1d(7, device=device).train()
+    torch.testing.assert_close(BatchStandardize(7, center=True, scale=True, device=device)(x), reference(x))
+    centred = BatchStandardize(7, center=True, scale=False, device=device)(x)
+    torch.testing.assert_close(centred.mean(0), torch.zeros(7, device=device), rtol=0, atol=1e-5)
+    scaled = BatchStandardize(7, center=False, scale=True, device=device)(x)
+    torch.testing.assert_close(scaled.std(0, unbiased=False), torch.ones(7, device=device), rtol=1e-4, atol=0)
+    torch.testing.assert_close(scaled.mean(0), x.mean(0) / x.std(0, unbiased=False), rtol=1e-4, atol=1e-5)
+
+
+def test_draws_come_from_the_generator_alone(seed):
+    draws = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        gen = torch.Generator().manual_seed(seed)
+        config = MLPConfig(**SMALL, normalization="center")
+        x, y = make_teacher_data(16, config, gen)
+        model = MLP(config, gen)
+        draws.append(torch.cat([x.reshape(-1), y.float(), top_hessian_eigenvalue(model, x, y, 3, gen)[None]]
+                               + [p.detach().reshape(-1) for p in model.parameters()]))
+    assert torch.equal(draws[0], draws[1])
+
+
+def test_device_matches_cpu(device, generator):
+    # the same CPU-drawn data and weights on both devices; float64, 3 probes: agreement to 1e-9
+    config = MLPConfig(in_dim=6, width=16, depth=3, n_classes=3, batch_norm=True)
+    x, y = make_teacher_data(64, config, generator)
+    init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    records = []
+    for where in ("cpu", device):
+        model = MLP(config, torch.Generator().manual_seed(init_seed), where).double()
+        records.append(train_and_probe(model, x.double().to(where), y.to(where), lr=0.05, steps=3, probe_every=1,
+                                       step_sizes=STEP_SIZES.double().to(where)))
+    torch.testing.assert_close(records[1].probe_losses.cpu(), records[0].probe_losses, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(records[1].effective_smoothness.cpu(), records[0].effective_smoothness,
+                               rtol=1e-9, atol=1e-12)

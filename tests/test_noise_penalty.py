@@ -21,8 +21,9 @@ def squared_loss_of_mlp(generator, device):
 
 def test_monte_carlo_matches_second_order_expansion(device, generator):
     # E l(x + eps) - l(x) = sigma^2/2 tr H + r(sigma), r = O(sigma^4) of EITHER sign (tr H itself can be
-    # negative for l = (f - y)^2). Tolerance: 4 Monte Carlo standard errors + 2 sigma^4; sweep of 200 seeds
-    # (3 points each): the error beyond 4 s.e. is at most MAX_EXCESS sigma^4.
+    # negative for l = (f - y)^2). Tolerance: 4 Monte Carlo standard errors + 5 sigma^4; sweep of SWEEP_N seeds
+    # (3 points each, at sigma = 0.1): the error beyond 4 s.e. is at most 1.55 sigma^4 (r ~ C sigma^4 with
+    # |C| <~ 1.5 on this model), so 5 sigma^4 is > 3x that.
     _, _, loss = squared_loss_of_mlp(generator, device)
     sigma = 0.1
     for _ in range(3):
@@ -30,17 +31,18 @@ def test_monte_carlo_matches_second_order_expansion(device, generator):
         mc = noisy_loss(loss, x, sigma, n_samples=20_000, generator=generator)
         excess = mc.mean - loss(x)
         predicted = second_order_noisy_loss(loss, x, sigma) - loss(x)
-        assert abs(excess.item() - predicted.item()) <= 4 * mc.stderr.item() + 2 * sigma ** 4
+        assert abs(excess.item() - predicted.item()) <= 4 * mc.stderr.item() + 5 * sigma ** 4
 
 
 def test_remainder_is_fourth_order_whatever_its_sign(device, generator):
     # the rest r(sigma) = E l(x + sigma u) - l(x) - sigma^2/2 tr H, estimated with a control variate that is
     # O(sigma^4) sample by sample, on the SAME u for every sigma: |r| ~ C sigma^4, slope 4 on a log-log plot.
-    # Sweep of 200 seeds: slope in [SLOPE_LO, SLOPE_HI]; bound |slope - 4| < 0.3.
+    # Sweep of 200 seeds: slope in [3.966, 4.097]; bound |slope - 4| < 0.3 (at sigma = 0.0125..0.05 the
+    # sigma^6 terms pushed it to 4.44 on some streams: the smaller sigmas below keep it in its regime).
     _, _, loss = squared_loss_of_mlp(generator, device)
     x = torch.randn(8, generator=generator, dtype=torch.float64).to(device)
     u_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-    sigmas = (0.0125, 0.025, 0.05)
+    sigmas = (0.005, 0.01, 0.02)
     rest = [noise_remainder(loss, x, s, 2048, torch.Generator().manual_seed(u_seed)).mean.item() for s in sigmas]
     slope = np.polyfit(np.log(sigmas), np.log(np.abs(rest)), 1)[0]
     assert abs(slope - 4) < 0.3
@@ -49,8 +51,8 @@ def test_remainder_is_fourth_order_whatever_its_sign(device, generator):
 def test_noise_is_a_gradient_penalty_at_a_trained_network(generator):
     # sigma^2/2 tr H = sigma^2 |grad f|^2 + sigma^2 (f - y) Laplacian f: the curvature term carries the residual,
     # so at a fit it vanishes against the gradient penalty. 16 points of sin(2 x1) cos(x2), a 2-16-16-1 tanh MLP.
-    # Sweep of 200 seeds: sum|curvature| / sum(penalty) at init in [INIT_LO, INIT_HI], after 600 Adam steps
-    # at most TRAINED_MAX; bounds: trained < 0.2, and trained < init / 3.
+    # Sweep of SWEEP_N seeds: sum|curvature| / sum(penalty) at init in [0.30, 7.6], after 600 Adam steps at
+    # most 0.072 (training MSE <= 0.0021), trained/init at most 0.143; bounds trained < 0.25, trained < init / 2.
     x = torch.randn(16, 2, generator=generator, dtype=torch.float64)
     y = torch.sin(2 * x[:, 0]) * torch.cos(x[:, 1])
     initial = random_mlp_weights([2, 16, 16, 1], generator)
@@ -59,8 +61,8 @@ def test_noise_is_a_gradient_penalty_at_a_trained_network(generator):
         f = mlp_function(weights)
         terms = [squared_loss_noise_terms(f, xi, yi, 0.1) for xi, yi in zip(x, y)]
         ratios.append(sum(t.curvature_term.abs().item() for t in terms) / sum(t.gradient_penalty.item() for t in terms))
-    assert ratios[1] < 0.2
-    assert ratios[1] < ratios[0] / 3
+    assert ratios[1] < 0.25
+    assert ratios[1] < ratios[0] / 2
 
 
 def test_draws_come_from_the_generator_alone(seed):

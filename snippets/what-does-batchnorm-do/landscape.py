@@ -2,7 +2,8 @@
 import matplotlib.pyplot as plt
 import torch
 
-from spaces_code.batchnorm_smoothness import MLP, MLPConfig, make_teacher_data, train_and_probe
+from spaces_code.batchnorm_smoothness import (MLP, MLPConfig, make_teacher_data, top_hessian_eigenvalue,
+                                              train_and_probe)
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
@@ -36,3 +37,16 @@ ax2.set_xlabel("training step")
 ax2.set_title(r"effective $\beta$-smoothness", fontsize=10)
 ax2.legend()
 fig.tight_layout()
+
+# Ablation (the article's argument): which half of BN does the work? Same data and initial weights, a
+# smaller net (4 layers of 32, 10 features, 3 classes); sharpness = top eigenvalue of the loss Hessian.
+small = dict(in_dim=10, width=32, depth=4, n_classes=3)
+x, y = make_teacher_data(128, MLPConfig(**small), generator, device)
+print(f"\n{'normalisation':<22} {'|lambda_max| at init':>20} {'median beta_eff':>16} {'loss after 40 steps':>20}")
+for norm, label in (("none", "none"), ("center", "centring only"), ("scale", "scaling only"),
+                    ("bn", "full BN (both)")):
+    model = MLP(MLPConfig(**small, normalization=norm), make_generator(1), device)
+    sharpness = top_hessian_eigenvalue(model, x, y, iters=20, generator=make_generator(2)).abs().item()
+    record = train_and_probe(model, x, y, lr=0.05, steps=40, probe_every=10, step_sizes=step_sizes)
+    print(f"{label:<22} {sharpness:20.3g} {record.effective_smoothness.median().item():16.3g} "
+          f"{record.train_loss[-1].item():20.3f}")
