@@ -6,20 +6,20 @@ Language Model" (2020, arXiv:2012.00413): a GPT-2 (Radford et al., 2019) with 32
 
 A GPT-2 block is pre-LayerNorm, with a causal self-attention and a 4x MLP, each inside a residual:
 
-.. math::
-
-    h \leftarrow h + \mathrm{Attention}(\mathrm{LN}(h)),\qquad
-    h \leftarrow h + W_2\,\mathrm{GELU}(W_1\,\mathrm{LN}(h)),
+$$
+h \leftarrow h + \mathrm{Attention}(\mathrm{LN}(h)),\qquad
+h \leftarrow h + W_2\,\mathrm{GELU}(W_1\,\mathrm{LN}(h)),
+$$
 
 and the output projection shares the token embedding. Counting every weight and bias gives
 
-.. math::
+$$
+N = \underbrace{(V + P)\,d}_{\text{embeddings}}
+  + L\,\underbrace{(12d^2 + 13d)}_{\text{per block}} + \underbrace{2d}_{\text{final LN}},
+$$
 
-    N = \underbrace{(V + P)\,d}_{\text{embeddings}}
-      + L\,\underbrace{(12d^2 + 13d)}_{\text{per block}} + \underbrace{2d}_{\text{final LN}},
-
-with :math:`V` the vocabulary, :math:`P` the positions, :math:`d` the width and :math:`L` the layers
-(an untied output layer adds :math:`Vd`). :func:`count_parameters` evaluates it; the tests check it
+with $V$ the vocabulary, $P$ the positions, $d$ the width and $L$ the layers (an untied output layer
+adds $Vd$). :func:`count_parameters` evaluates it; the tests check it
 against ``sum(p.numel())`` of an instantiated small :class:`GPT2LM`. No CPM weights are downloaded here:
 the page trains a tiny model of the same family and samples from it with a few-shot prompt.
 """
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spaces_code import randomness
 from spaces_code.attention_masks import attention, causal_mask
 
 
@@ -103,9 +104,10 @@ class Block(nn.Module):
 
 
 class GPT2LM(nn.Module):
-    """GPT-2 language model: ids (batch, n) -> next-token logits (batch, n, vocab)."""
+    """GPT-2 language model: ids (batch, n) -> next-token logits (batch, n, vocab); every weight is drawn
+    from ``generator`` (the global RNG only when it is None)."""
 
-    def __init__(self, config: GPT2Config):
+    def __init__(self, config: GPT2Config, generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
@@ -113,11 +115,14 @@ class GPT2LM(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = None if config.tie_embeddings else nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        for module in self.modules():  # GPT-2 initialisation: N(0, 0.02) weights, zero biases
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        with torch.no_grad():  # GPT-2 initialisation: N(0, 0.02) weights, zero biases, from `generator`
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    # $W \sim \mathcal{N}(0, 0.02^2)$
+                    module.weight.copy_(0.02 * randomness.randn(*module.weight.shape, generator=generator,
+                                                                device=module.weight.device))
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    module.bias.zero_()
 
     def forward(self, ids: Tensor) -> Tensor:
         n = ids.shape[1]

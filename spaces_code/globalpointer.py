@@ -1,24 +1,24 @@
-"""GlobalPointer：用统一的方式处理嵌套和非嵌套NER — https://kexue.fm/archives/8373
+r"""GlobalPointer：用统一的方式处理嵌套和非嵌套NER — https://kexue.fm/archives/8373
 
 GlobalPointer (Su et al., "Global Pointer: Novel Efficient Span-based Approach for Named Entity
-Recognition", 2022, arXiv:2208.03054). Every span :math:`[i, j]` gets, for every entity type
-:math:`\\alpha`, the score
+Recognition", 2022, arXiv:2208.03054). Every span $[i, j]$ gets, for every entity type
+$\alpha$, the score
 
-.. math::
+$$
+s_\alpha(i, j) = q_{i,\alpha}^\top k_{j,\alpha}
+               = (\mathcal{R}_i W_{q,\alpha} h_i)^\top (\mathcal{R}_j W_{k,\alpha} h_j)
+               = h_i^\top W_{q,\alpha}^\top \mathcal{R}_{j-i} W_{k,\alpha} h_j,
+$$
 
-    s_\\alpha(i, j) = q_{i,\\alpha}^\\top k_{j,\\alpha}
-                   = (\\mathcal{R}_i W_{q,\\alpha} h_i)^\\top (\\mathcal{R}_j W_{k,\\alpha} h_j)
-                   = h_i^\\top W_{q,\\alpha}^\\top \\mathcal{R}_{j-i} W_{k,\\alpha} h_j,
-
-with RoPE :math:`\\mathcal{R}` (:mod:`spaces_code.rope`) so the score knows the span length. A span is an
-entity of type :math:`\\alpha` iff :math:`s_\\alpha(i, j) > 0`; spans may overlap or nest freely, and
+with RoPE $\mathcal{R}$ (:mod:`spaces_code.rope`) so the score knows the span length. A span is an
+entity of type $\alpha$ iff $s_\alpha(i, j) > 0$; spans may overlap or nest freely, and
 decoding is a threshold, with no dynamic programming. Training uses the multi-label categorical
 cross-entropy the article generalises from softmax cross-entropy:
 
-.. math::
-
-    \\log\\Big(1 + \\sum_{i\\in\\Omega_{neg}} e^{s_i}\\Big)
-    + \\log\\Big(1 + \\sum_{j\\in\\Omega_{pos}} e^{-s_j}\\Big).
+$$
+\log\Big(1 + \sum_{i\in\Omega_{neg}} e^{s_i}\Big)
++ \log\Big(1 + \sum_{j\in\Omega_{pos}} e^{-s_j}\Big).
+$$
 
 The toy data (:func:`make_toy_nested_ner`) plants nested entities: an organisation such as 北京大学 contains
 the location 北京.
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spaces_code import randomness
 from spaces_code.rope import apply_rope
 
 
@@ -71,12 +72,13 @@ class GlobalPointer(nn.Module):
     Spans with ``end < start`` or touching padding (``mask`` False) get the most negative finite score.
     """
 
-    def __init__(self, config: GlobalPointerConfig):
+    def __init__(self, config: GlobalPointerConfig, generator: torch.Generator | None = None):
         super().__init__()
         if config.use_rope and config.head_size % 2:
             raise ValueError(f"RoPE needs an even head_size, got {config.head_size}")
         self.config = config
         self.dense = nn.Linear(config.hidden_size, config.num_types * config.head_size * 2)
+        randomness.init_parameters_(self, generator)
 
     def forward(self, h: Tensor, mask: Tensor | None = None) -> Tensor:
         batch, n, _ = h.shape
@@ -96,7 +98,7 @@ class GlobalPointer(nn.Module):
 
 
 def decode_entities(scores: Tensor, threshold: float = 0.0) -> list[tuple[int, int, int]]:
-    """All ``(type, start, end)`` with :math:`s_\\alpha(start, end) >` ``threshold`` for one sample's
+    r"""All ``(type, start, end)`` with $s_\alpha(start, end) >$ ``threshold`` for one sample's
     scores (types, n, n), sorted. Nested and overlapping spans come out as they are."""
     hits = torch.nonzero(scores > threshold).tolist()
     return sorted(tuple(hit) for hit in hits)
@@ -162,15 +164,17 @@ def toy_batch(texts: list[str], entities: list[list[tuple[int, int, int]]] | Non
 
 
 class ToyTagger(nn.Module):
-    """Character embedding -> two width-3 convolutions (each token sees +-2 neighbours) -> GlobalPointer."""
+    """Character embedding -> two width-3 convolutions (each token sees +-2 neighbours) -> GlobalPointer;
+    every parameter is drawn from ``generator``."""
 
-    def __init__(self, embed_size: int = 32, head_size: int = 16):
+    def __init__(self, embed_size: int = 32, head_size: int = 16, generator: torch.Generator | None = None):
         super().__init__()
         self.embed = nn.Embedding(len(TOY_VOCAB), embed_size, padding_idx=0)
         self.encoder = nn.Sequential(
             nn.Conv1d(embed_size, embed_size, 3, padding=1), nn.GELU(),
             nn.Conv1d(embed_size, embed_size, 3, padding=1), nn.GELU())
         self.pointer = GlobalPointer(GlobalPointerConfig(embed_size, len(TOY_TYPES), head_size))
+        randomness.init_parameters_(self, generator)
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         h = self.encoder(self.embed(ids).transpose(1, 2)).transpose(1, 2)  # (batch, n, embed_size)

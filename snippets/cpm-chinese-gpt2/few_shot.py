@@ -6,7 +6,7 @@ from spaces_code.decoding import sample_decode
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # CPU generator: the same draws whichever device trains
 
 # two tasks on the same inputs: a digit to its ordinary (小写) or its financial (大写) numeral
 DIGITS, LOWER, UPPER = "0123456789", "〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖"
@@ -17,14 +17,14 @@ numerals = torch.tensor([[index[c] for c in LOWER], [index[c] for c in UPPER]], 
 
 def batch(size, pairs=4):
     """Training text “4四；7七；…” or “4肆；7柒；…”: one task per sequence, drawn at random."""
-    task = torch.randint(0, 2, (size, 1), generator=generator, device=device)
-    digits = torch.randint(0, 10, (size, pairs), generator=generator, device=device)
+    task = torch.randint(0, 2, (size, 1), generator=generator).to(device)
+    digits = torch.randint(0, 10, (size, pairs), generator=generator).to(device)
     seq = torch.stack([digits, numerals[task, digits], torch.full_like(digits, index["；"])], dim=-1)
     return seq.flatten(1)  # (size, 3 * pairs)
 
 
 config = GPT2Config(vocab_size=len(vocab), n_positions=12, n_layer=1, n_embd=32, n_head=4)
-model = GPT2LM(config).to(device)
+model = GPT2LM(config, generator=generator).to(device)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
 for step in range(250):
     seq = batch(32)
