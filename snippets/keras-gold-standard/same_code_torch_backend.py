@@ -1,4 +1,5 @@
-"""One Keras model definition, trained with the PyTorch backend, checked against plain PyTorch."""
+"""One Keras model definition: trained with the PyTorch backend, checked against plain PyTorch, then run
+unchanged on the JAX backend in a fresh process; a "clever" layer that calls torch directly does not port."""
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"  # Keras 3 on PyTorch: must be set before keras is imported
@@ -7,18 +8,19 @@ from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
 os.environ["KERAS_TORCH_DEVICE"] = device.type  # Keras creates its variables on the same device
-generator = make_generator(0, device)  # also seeds Python's `random`, where Keras draws its seeds
+generator = make_generator(0)  # a CPU generator: the data are the same whichever device trains
 
 import keras
 
-from spaces_code.keras_portable import (ClassifierConfig, build_classifier, compile_classifier,
-                                        toy_dataset, torch_forward)
+from spaces_code.keras_portable import (BackendPortError, ClassifierConfig, build_classifier,
+                                        compile_classifier, logits_under_backend, toy_dataset,
+                                        torch_forward)
 
 config = ClassifierConfig()
 x_train, y_train = toy_dataset(512, config, generator, device)
 x_test, y_test = toy_dataset(256, config, generator, device)
 
-model = compile_classifier(build_classifier(config))
+model = compile_classifier(build_classifier(config, seed=0))
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}, "
       f"parameters: {model.count_params():,}")
 history = model.fit(x_train.cpu().numpy(), y_train.cpu().numpy(), batch_size=64, epochs=3,
@@ -33,3 +35,18 @@ keras_logits = model(x_test)  # a torch.Tensor: the torch backend computes with 
 torch_logits = torch_forward(model, x_test)  # the same formula written directly in torch
 print(f"Keras output type: {type(keras_logits).__module__}.{type(keras_logits).__name__}, "
       f"max |Keras - plain torch| = {(keras_logits - torch_logits).abs().max().item():.1e}")
+
+# The "clever" variant pools with torch.sum / torch.clamp instead of keras.ops: same numbers here ...
+clever = build_classifier(config, clever=True)
+clever.set_weights(model.get_weights())
+print(f"clever layer on torch: max |clever - standard| = "
+      f"{(clever(x_test) - keras_logits).abs().max().item():.1e}")
+
+# ... then the same build_classifier, with the trained weights, in a new process on the JAX backend.
+keras_logits = keras_logits.detach().cpu().numpy()
+standard, shortcut = logits_under_backend("jax", config, model.get_weights(), x_test.cpu().numpy(),
+                                          variants=(False, True))
+print(f"standard model on jax: max |jax - torch| = {abs(standard - keras_logits).max():.1e}, "
+      f"same predictions: {(standard.argmax(1) == keras_logits.argmax(1)).all()}")
+assert isinstance(shortcut, BackendPortError)
+print(f"clever layer on jax: {shortcut}")

@@ -9,12 +9,12 @@ from spaces_code.sampling_optimization import (
 )
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same draws whichever device computes
 
 # two Gaussian classes in the plane; theta = (w1, w2, b) of the classifier sign(w.x + b)
-labels = (torch.rand(200, generator=generator, device=device) < 0.5).long()
+labels = (torch.rand(200, generator=generator) < 0.5).long().to(device)
 centres = torch.tensor([[-1.0, -0.5], [1.0, 0.8]], device=device)
-features = centres[labels] + 0.8 * torch.randn(200, 2, generator=generator, device=device)
+features = centres[labels] + 0.8 * torch.randn(200, 2, generator=generator).to(device)
 error_rate, smooth_loss = zero_one_loss(features, labels), logistic_loss(features, labels)
 theta0 = torch.tensor([-1.0, -1.0, 0.5], device=device)
 
