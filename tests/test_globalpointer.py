@@ -23,10 +23,9 @@ def naive_mcce(y_true, y_pred):
     return torch.tensor(losses, dtype=torch.float64).reshape(y_true.shape[:-1])
 
 
-def test_mcce_equals_definition(device):
-    gen = torch.Generator(device=device).manual_seed(0)
-    y_pred = 3 * torch.randn(4, 3, 7, generator=gen, device=device, dtype=torch.float64)  # batch dims
-    y_true = (torch.rand(4, 3, 7, generator=gen, device=device) < 0.3).double()
+def test_mcce_equals_definition(device, generator):
+    y_pred = (3 * torch.randn(4, 3, 7, generator=generator, dtype=torch.float64)).to(device)  # batch dims
+    y_true = (torch.rand(4, 3, 7, generator=generator) < 0.3).double().to(device)
     y_true[0, 0] = 0  # a row without positives
     y_true[0, 1] = 1  # a row without negatives
     loss = multilabel_categorical_crossentropy(y_true, y_pred)
@@ -69,10 +68,10 @@ def test_decode_nested_and_overlapping_spans(device):
     assert decode_entities(scores, threshold=4.0) == []
 
 
-def test_span_scores_are_relative_and_masked(device):
-    torch.manual_seed(0)
-    pointer = GlobalPointer(GlobalPointerConfig(hidden_size=8, num_types=3, head_size=6)).to(device)
-    h = torch.randn(1, 1, 8, device=device).expand(2, 9, 8)  # the same vector at every position
+def test_span_scores_are_relative_and_masked(device, generator):
+    pointer = GlobalPointer(GlobalPointerConfig(hidden_size=8, num_types=3, head_size=6),
+                            generator=generator).to(device)
+    h = torch.randn(1, 1, 8, generator=generator).to(device).expand(2, 9, 8)  # the same vector everywhere
     mask = torch.ones(2, 9, dtype=torch.bool, device=device)
     mask[1, 6:] = False
     with torch.no_grad():
@@ -80,6 +79,7 @@ def test_span_scores_are_relative_and_masked(device):
     upper = scores[0, :, :6, :6]
     for k in range(6):  # with identical inputs, s(i, j) depends on j - i only (RoPE)
         diagonal = torch.diagonal(upper, offset=k, dim1=-2, dim2=-1)
+        # float32 rotations of O(1) vectors: differences are rounding, ~1e-7 relative
         assert (diagonal - diagonal[..., :1]).abs().max() < 1e-5
     lowest = torch.finfo(scores.dtype).min
     end_before_start = torch.ones(9, 9, dtype=torch.bool, device=device).tril(-1)
@@ -89,8 +89,8 @@ def test_span_scores_are_relative_and_masked(device):
     assert all(s <= e < 6 for _, s, e in decode_entities(scores[1], threshold=-1e30))
 
 
-def test_toy_data_plants_nested_entities():
-    texts, entities = make_toy_nested_ner(200, generator=torch.Generator().manual_seed(0))
+def test_toy_data_plants_nested_entities(generator):
+    texts, entities = make_toy_nested_ner(200, generator=generator)
     nested = 0
     for text, spans in zip(texts, entities):
         assert len(text) <= 16
@@ -98,7 +98,8 @@ def test_toy_data_plants_nested_entities():
             if TOY_TYPES[t] == "ORG":
                 assert (0, s, e - 2) in spans  # the organisation's place is a LOC inside it
                 nested += 1
-    assert nested > 50
+    # ~2 ORGs per sentence (each piece is one with probability 1/3): sweep of 300 seeds, min 346
+    assert nested > 100
 
 
 @pytest.fixture
@@ -110,12 +111,12 @@ def one_cpu_thread():
     torch.set_num_threads(previous)
 
 
-def test_tiny_tagger_learns_nested_entities(device, one_cpu_thread):
-    torch.manual_seed(0)
-    model = ToyTagger().to(device)
-    losses = fit_toy_tagger(model, steps=80, generator=torch.Generator(device=device).manual_seed(0))
+def test_tiny_tagger_learns_nested_entities(device, seed, one_cpu_thread):
+    generator = torch.Generator().manual_seed(seed)  # CPU: the same model and data on every device
+    model = ToyTagger(generator=generator).to(device)
+    losses = fit_toy_tagger(model, steps=80, generator=generator)
     assert losses[-1] < 0.05 * losses[0]
-    texts, entities = make_toy_nested_ner(100, generator=torch.Generator(device=device).manual_seed(99))
+    texts, entities = make_toy_nested_ner(100, generator=generator)
     ids, mask, _ = toy_batch(texts, device=device)
     with torch.no_grad():
         scores = model(ids, mask)
@@ -124,3 +125,12 @@ def test_tiny_tagger_learns_nested_entities(device, one_cpu_thread):
     ids, mask, _ = toy_batch(["我在北京大学学习"], device=device)
     with torch.no_grad():
         assert decode_entities(model(ids, mask)[0]) == [(0, 2, 3), (1, 2, 5)]  # 北京 inside 北京大学
+
+
+def test_parameters_come_from_the_generator_alone(seed):
+    states = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        states.append(ToyTagger(generator=torch.Generator().manual_seed(seed)).state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert torch.equal(states[0]["embed.weight"][0], torch.zeros(32))  # the padding row stays zero

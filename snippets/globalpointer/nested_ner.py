@@ -8,7 +8,7 @@ from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
 torch.set_num_threads(1)  # a tiny model: one CPU thread avoids thread contention on a small machine
-generator = make_generator(0, device)
+generator = make_generator(0)  # CPU generator: the same model and data whichever device trains
 
 # the loss on one row: 2 target classes out of 5, scores of any size
 y_true = torch.tensor([[1.0, 0.0, 1.0, 0.0, 0.0]], device=device)
@@ -17,7 +17,7 @@ for scores in ([3.0, -2.0, 1.0, -4.0, 0.5], [1e4, -1e4, 1e4, -1e4, -1e4], [-1e4,
     loss = multilabel_categorical_crossentropy(y_true, y_pred).item()
     print(f"MCCE(y = [1,0,1,0,0], s = {scores}) = {loss:.4f}")
 
-model = ToyTagger().to(device)
+model = ToyTagger(generator=generator).to(device)
 losses = fit_toy_tagger(model, steps=80, generator=generator)
 print(f"\ntraining loss: step 1 {losses[0]:.3f}, step 20 {losses[19]:.3f}, step 80 {losses[-1]:.4f}")
 
