@@ -171,7 +171,8 @@ def _serve() -> None:
         except Exception as error:  # noqa: BLE001 - handed to the parent as a BackendPortError
             while (error.__cause__ or error.__context__) is not None:  # Keras wraps the real error
                 error = error.__cause__ or error.__context__
-            answers.append(("error", f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"))
+            first_line = str(error).strip().splitlines()[0].split(", but expected")[0]  # torch's long signature list
+            answers.append(("error", f"{type(error).__name__}: {first_line[:300]}"))
     answer_to.buffer.write(pickle.dumps(answers))
     answer_to.flush()
 

@@ -6,10 +6,12 @@ from spaces_code.random_projection import distance_distortion, jl_dimension, ran
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers whichever device computes
 n_points, m = 200, 1000
-x = torch.randn(n_points, m, generator=generator, device=device)  # 200 points in R^1000
+x = torch.randn(n_points, m, generator=generator).to(device)  # 200 points in R^1000
 print(f"N = {n_points} points in m = {m} dims; JL bound for eps = 0.5: n >= {jl_dimension(n_points, 0.5)}")
+print(f"  (that n only guarantees success with probability >= 1/N; for failure probability <= 1e-6: "
+      f"n >= {jl_dimension(n_points, 0.5, failure_probability=1e-6)})")
 print(f"{'n':>5} {'min':>6} {'5%':>6} {'95%':>6} {'max':>6}   (ratio |Au-Av|^2 / |u-v|^2)")
 dims = [8, 16, 32, 64, 128, 256, 512]
 quantiles = torch.tensor([0.0, 0.05, 0.95, 1.0], device=device)

@@ -7,10 +7,10 @@ from spaces_code.random_projection import angle_between, cosine_from_bits, simha
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers whichever device computes
 # pairs (u, v) in R^128 with prescribed cosines
-u = torch.randn(5, 128, generator=generator, device=device)
-noise = torch.randn(5, 128, generator=generator, device=device)
+u = torch.randn(5, 128, generator=generator).to(device)
+noise = torch.randn(5, 128, generator=generator).to(device)
 noise = noise - (noise * u).sum(-1, keepdim=True) / u.pow(2).sum(-1, keepdim=True) * u  # orthogonal to u
 target_cos = torch.tensor([0.95, 0.7, 0.3, 0.0, -0.6], device=device)
 v = target_cos[:, None] * u / u.norm(dim=-1, keepdim=True) \

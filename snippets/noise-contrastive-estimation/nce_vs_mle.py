@@ -7,14 +7,14 @@ from spaces_code.nce import LogLinearModel, fit, mle_loss, nce_loss, sample_stat
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers whichever device computes
 
 # A "vocabulary" of V = 50 states with k = 4 features each; G(x; theta) = theta . phi(x).
 vocab_size, num_data = 50, 5000
-features = torch.randn(vocab_size, 4, generator=generator, device=device, dtype=torch.float64)
+features = torch.randn(vocab_size, 4, generator=generator, dtype=torch.float64).to(device)
 truth = LogLinearModel(features)
 with torch.no_grad():
-    truth.theta.copy_(torch.randn(4, generator=generator, device=device, dtype=torch.float64))
+    truth.theta.copy_(torch.randn(4, generator=generator, dtype=torch.float64).to(device))
     true_log_prob, true_log_z = truth.exact_log_prob(), float(truth.exact_log_partition())
 data = sample_states(true_log_prob, num_data, generator)
 log_noise = torch.full((vocab_size,), -math.log(vocab_size), device=device, dtype=torch.float64)  # uniform q
