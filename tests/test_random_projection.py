@@ -49,7 +49,7 @@ def test_jl_dimension_keeps_all_pairwise_distances(device, generator):
     """At n = jl_dimension(N, eps, failure_probability=1e-6) every pair stays within 1 ± eps except with
     probability <= 1e-6 (Dasgupta-Gupta tail per pair, union bound over pairs): it holds on any stream.
     The article's n = 4 ln N / (eps^2/2 - eps^3/3) only promises success with probability >= 1/N,
-    and does fail on some streams (7 of 400 seeds at N = 50, eps = 0.5)."""
+    and does fail on some streams (6 of 200 seeds at N = 50, m = 500, eps = 0.5)."""
     n_points, m, eps = 50, 2000, 0.5
     dim = jl_dimension(n_points, eps, failure_probability=1e-6)
     assert jl_dimension(n_points, eps) < dim < m
@@ -66,7 +66,7 @@ def test_distortion_shrinks_like_one_over_sqrt_dim(device, generator):
         # pairs share one projection, so one projection's spread is a noisy estimate: average 8
         spread = sum((distance_distortion(x, random_projection(x, dim, generator)) ** 2).std().item()
                      for _ in range(8)) / 8
-        # std of chi2_n/n is sqrt(2/n). Sweep of 200 seeds: max |spread / sqrt(2/n) - 1| = 0.0XX; bound 0.2
+        # std of chi2_n/n is sqrt(2/n). Sweep of 200 seeds: max |spread / sqrt(2/n) - 1| = 0.063; bound 0.2
         assert abs(spread / math.sqrt(2 / dim) - 1) <= 0.2
 
 
@@ -115,7 +115,8 @@ def test_rejects_invalid_arguments(device):
 
 
 def test_randomized_svd_recovers_a_low_rank_spectrum(device, generator):
-    # rank-5 matrix plus 1e-3 noise: top-5 singular values within 1e-3 relative, subspace angle small
+    # rank-5 matrix plus 1e-3 noise: top-5 singular values within 1e-3 relative (sweep of 200 seeds: max
+    # 4.5e-11), subspace angle small
     left, _ = torch.linalg.qr(torch.randn(300, 5, generator=generator, dtype=torch.float64).to(device))
     right, _ = torch.linalg.qr(torch.randn(200, 5, generator=generator, dtype=torch.float64).to(device))
     spectrum = torch.tensor([50.0, 20.0, 10.0, 5.0, 2.0], dtype=torch.float64, device=device)
@@ -125,6 +126,7 @@ def test_randomized_svd_recovers_a_low_rank_spectrum(device, generator):
     exact = torch.linalg.svdvals(m)[:5]
     torch.testing.assert_close(s, exact, rtol=1e-3, atol=0)
     # |U^T left| has singular values ~1 when the subspaces coincide
-    assert torch.linalg.svdvals(u.T @ left).min().item() > 1 - 1e-4
+    # 1 - cos of the largest principal angle ~ (|noise| / sigma_5)^2 / 2; sweep of 200 seeds: max 4.3e-5
+    assert torch.linalg.svdvals(u.T @ left).min().item() > 1 - 2e-4
     torch.testing.assert_close(u.T @ u, torch.eye(5, dtype=torch.float64, device=device), rtol=0, atol=1e-10)
     torch.testing.assert_close(m @ v, u * s, rtol=0, atol=1e-2)
