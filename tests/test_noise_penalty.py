@@ -21,7 +21,7 @@ def squared_loss_of_mlp(generator, device):
 
 def test_monte_carlo_matches_second_order_expansion(device, generator):
     # E l(x + eps) - l(x) = sigma^2/2 tr H + r(sigma), r = O(sigma^4) of EITHER sign (tr H itself can be
-    # negative for l = (f - y)^2). Tolerance: 4 Monte Carlo standard errors + 5 sigma^4; sweep of SWEEP_N seeds
+    # negative for l = (f - y)^2). Tolerance: 4 Monte Carlo standard errors + 5 sigma^4; sweep of 200 seeds
     # (3 points each, at sigma = 0.1): the error beyond 4 s.e. is at most 1.55 sigma^4 (r ~ C sigma^4 with
     # |C| <~ 1.5 on this model), so 5 sigma^4 is > 3x that.
     _, _, loss = squared_loss_of_mlp(generator, device)
@@ -51,8 +51,8 @@ def test_remainder_is_fourth_order_whatever_its_sign(device, generator):
 def test_noise_is_a_gradient_penalty_at_a_trained_network(generator):
     # sigma^2/2 tr H = sigma^2 |grad f|^2 + sigma^2 (f - y) Laplacian f: the curvature term carries the residual,
     # so at a fit it vanishes against the gradient penalty. 16 points of sin(2 x1) cos(x2), a 2-16-16-1 tanh MLP.
-    # Sweep of SWEEP_N seeds: sum|curvature| / sum(penalty) at init in [0.30, 7.6], after 600 Adam steps at
-    # most 0.072 (training MSE <= 0.0021), trained/init at most 0.143; bounds trained < 0.25, trained < init / 2.
+    # Sweep of 200 seeds: sum|curvature| / sum(penalty) at init in [0.30, 7.6], after 600 Adam steps at
+    # most 0.085 (training MSE <= 0.003), trained/init at most 0.143; bounds trained < 0.26, trained < init / 2.
     x = torch.randn(16, 2, generator=generator, dtype=torch.float64)
     y = torch.sin(2 * x[:, 0]) * torch.cos(x[:, 1])
     initial = random_mlp_weights([2, 16, 16, 1], generator)
@@ -61,7 +61,7 @@ def test_noise_is_a_gradient_penalty_at_a_trained_network(generator):
         f = mlp_function(weights)
         terms = [squared_loss_noise_terms(f, xi, yi, 0.1) for xi, yi in zip(x, y)]
         ratios.append(sum(t.curvature_term.abs().item() for t in terms) / sum(t.gradient_penalty.item() for t in terms))
-    assert ratios[1] < 0.25
+    assert ratios[1] < 0.26
     assert ratios[1] < ratios[0] / 2
 
 
