@@ -17,8 +17,13 @@ from spaces_code.nce import (
 )
 
 V, K = 50, 4
-# bounds of test_nce_estimate_is_close_to_the_mle_and_the_truth (each >= 3x the worst of 200 seeds)
-NCE_VS_MLE, NCE_VS_TRUTH, GAMMA_VS_LOG_Z, GAMMA_VS_TRUE_LOG_Z = 0.05, 0.15, 0.03, 0.1
+# Bounds of test_nce_estimate_is_close_to_the_mle_and_the_truth, each >= 3x the worst of a seed sweep
+# (truth, data and noise drawn from the seed; 88 seeds on the loaded machine, 200 were planned): worst
+# |theta_NCE - theta_MLE| 0.019, |theta_NCE - theta*| 0.16, |gamma - log Z(theta_NCE)| 0.031,
+# |gamma - log Z(theta*)| 0.053. The old bound 0.03 on gamma was at the scale of its noise: gamma is in
+# effect an importance-sampling estimate of log Z from uniform noise, whose error grows with how far the
+# model is from uniform (chi^2(p || q) / (nu N)); the seed-0 truth happened to be a flat one.
+NCE_VS_MLE, NCE_VS_TRUTH, GAMMA_VS_LOG_Z, GAMMA_VS_TRUE_LOG_Z = 0.06, 0.5, 0.1, 0.2
 
 
 def _truth(device, seed):
@@ -48,16 +53,14 @@ def test_population_nce_optimum_is_the_truth_with_gamma_log_z(device, seed, nois
         log_z = truth.exact_log_partition()
     model = LogLinearModel(features)
     fit(model, lambda: nce_expected_loss(model, p, log_q, noise_ratio=3.0))
-    with torch.no_grad():  # sweep of 200 seeds: max 3e-6 (theta), 1e-6 (gamma): L-BFGS to 1e-10 gradients
+    with torch.no_grad():  # seed sweep (88 seeds): max 7e-6 (theta), 4e-6 (gamma); optimiser precision
         assert float((model.theta - truth.theta).norm()) < 1e-4
         assert abs(float(model.log_z - log_z)) < 1e-4
 
 
 def test_nce_estimate_is_close_to_the_mle_and_the_truth(device, generator, seed):
     """N = 20 000 data, nu = 10: theta_NCE is close to theta_MLE and to theta*, and the learned gamma
-    is close to the exact log Z of the fitted model. Every bound is >= 3x the worst of a 200-seed sweep
-    (truth, data and noise all drawn from the seed; |theta*| ~ 2); the gamma error is sampling noise of
-    order sqrt((1 + 1/nu) / N), not optimiser error."""
+    is close to the exact log Z of the fitted model (bounds and their sweep above; |theta*| from 0.5 to 3.3)."""
     features, truth = _truth(device, seed)
     with torch.no_grad():
         data = sample_states(truth.exact_log_prob(), 20_000, generator)
@@ -99,8 +102,9 @@ def test_mle_matches_moments(device, generator, seed):
     fit(mle, lambda: mle_loss(mle, data))
     with torch.no_grad():
         model_mean = mle.exact_log_prob().exp() @ features
-        # the moment gap is the MLE's gradient, which L-BFGS drives below 1e-10; sweep of 200 seeds: max 2e-9
-        torch.testing.assert_close(model_mean, features[data].mean(0), atol=1e-6, rtol=0)
+        # the moment gap is the MLE's gradient, which L-BFGS drives towards 0 until its step stops
+        # changing the loss; seed sweep (88 seeds): max 6.6e-7, bound 1e-5
+        torch.testing.assert_close(model_mean, features[data].mean(0), atol=1e-5, rtol=0)
 
 
 def test_nce_on_device_matches_cpu(device, generator, seed):
