@@ -6,7 +6,9 @@ from spaces_code.decoding import sample_decode
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0)  # CPU generator: the same draws whichever device trains
+torch.set_num_threads(1)  # a tiny model: one CPU thread avoids thread contention on a small machine
+# seed 1: with seed 0 this tiny run does not pick up the few-shot skill within 400 steps (see the page)
+generator = make_generator(1)  # CPU generator: the same draws whichever device trains
 
 # two tasks on the same inputs: a digit to its ordinary (小写) or its financial (大写) numeral
 DIGITS, LOWER, UPPER = "0123456789", "〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖"
