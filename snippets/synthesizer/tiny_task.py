@@ -8,25 +8,26 @@ from spaces_code.synthesizer import (DenseSynthesizer, DotProductAttention, Rand
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+torch.set_num_threads(1)  # a tiny model: one CPU thread avoids thread contention on a small machine
+generator = make_generator(0)  # a CPU generator: the same draws whichever device trains
 vocab, n, d, delay = 16, 12, 32, 2
 mask = causal_mask(n, device=device)
 
 
 def batch(size):
-    x = torch.randint(0, vocab, (size, n), generator=generator, device=device)
+    x = torch.randint(0, vocab, (size, n), generator=generator).to(device)
     return x, x.roll(delay, dims=1)  # target at i is x_{i-2}; the first two positions are not scored
 
 
 mixers = {
-    "dot-product": DotProductAttention(d),
-    "Dense Synthesizer": DenseSynthesizer(d, max_len=n),
-    "Random Synthesizer": RandomSynthesizer(d, max_len=n, generator=torch.Generator().manual_seed(0)),
+    "dot-product": DotProductAttention(d, generator=generator),
+    "Dense Synthesizer": DenseSynthesizer(d, max_len=n, generator=generator),
+    "Random Synthesizer": RandomSynthesizer(d, max_len=n, generator=generator),
 }
 curves = {}
 print(f"{'mixer':<20}{'parameters':>11}{'accuracy':>10}")
 for name, mixer in mixers.items():
-    model = TinyTagger(vocab, n, d, mixer).to(device)
+    model = TinyTagger(vocab, n, d, mixer, generator=generator).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     curves[name] = []
     for step in range(150):
