@@ -1,13 +1,14 @@
-"""Adversarial step = gradient penalty to first order; VAT's power iteration finds the worst direction;
-noise, gradient penalty and VAT all flatten a classifier's input gradient (article 23, second half)."""
+"""Adversarial step = gradient penalty to first order; VAT's power iteration finds the worst direction
+(article 23, second half). The four-way training comparison is a demonstration (snippet), not a test: over
+200 streams its effect, though large on average, does not hold with a 3x margin on every stream."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from spaces_code.virtual_adversarial import (Classifier, TrainConfig, adversarial_step, input_gradient,
-                                             kl_hessian_vector, prediction_kl, regularised_loss, train_classifier,
-                                             two_moons, vat_direction)
+                                             kl_hessian_vector, prediction_kl, regularised_loss, two_moons,
+                                             vat_direction)
 
 ce = torch.nn.functional.cross_entropy
 
@@ -21,7 +22,7 @@ def small_model(generator, device, n_classes=3):
 
 def test_adversarial_step_raises_the_loss_by_eps_times_the_gradient_norm(device, generator):
     # l(x + eps g/|g|) - l(x) - eps |g| = eps^2/2 g^T H g/|g|^2 + O(eps^3): halving eps divides it by 4.
-    # Sweep of 200 seeds: median ratio over 64 points in [RATIO_LO, RATIO_HI]; bound |ratio - 4| < 0.3.
+    # Sweep of 200 seeds: median ratio over 64 points in [3.9987, 4.0009]; bound |ratio - 4| < 0.3.
     model, x, y = small_model(generator, device)
     loss = lambda z: ce(model(z), y, reduction="none")  # noqa: E731
     norm = input_gradient(loss, x).norm(dim=-1)
@@ -37,8 +38,8 @@ def test_adversarial_step_raises_the_loss_by_eps_times_the_gradient_norm(device,
 
 def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, generator):
     # 3 classes: H = grad_r^2 KL(p(x) || p(x + r)) at r = 0 has rank 2. After 30 power iterations the Rayleigh
-    # quotient reaches the top eigenvalue of the exact (autograd) Hessian. Sweep of 200 seeds (16 points each):
-    # largest relative shortfall REL_MAX; bound 1e-6.
+    # quotient nears the top eigenvalue of the exact (autograd) Hessian; how near depends on the gap between
+    # the two eigenvalues. Sweep of 200 seeds (16 points each): largest relative shortfall 0.0214; bound 0.07.
     model, x, _ = small_model(generator, device)
     d = vat_direction(model, x, n_iter=30, generator=generator)
     rayleigh = (kl_hessian_vector(model, x, d) * d).sum(-1)
@@ -46,7 +47,8 @@ def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, gen
         h = torch.autograd.functional.hessian(
             lambda r: prediction_kl(model, x[i:i + 1], r[None]).sum(), torch.zeros(5, dtype=torch.float64, device=device))
         top = torch.linalg.eigvalsh(h)[-1]
-        assert (top - rayleigh[i]).item() <= 1e-6 * top.item()
+        assert (top - rayleigh[i]).item() <= 0.07 * top.item()
+        assert rayleigh[i].item() <= top.item() * (1 + 1e-9)  # a Rayleigh quotient never exceeds it
         assert torch.linalg.matrix_rank(h, rtol=1e-8).item() <= 2
 
 
@@ -57,24 +59,6 @@ def test_one_iteration_is_exact_for_two_classes(device, generator):
     hd = kl_hessian_vector(model, x, d)
     cos = torch.nn.functional.cosine_similarity(hd, d, dim=-1).abs()
     assert (cos > 1 - 1e-9).all()
-
-
-def test_regularisers_flatten_the_input_gradient(generator):
-    # two moons, 40 training points, a 2-32-32-2 tanh MLP, 200 full-batch Adam steps per regulariser.
-    # Mean |grad_x l| over 1000 test points, relative to the unregularised model; sweep of 200 seeds:
-    # noise (sigma 0.3) at most NOISE_MAX, gradient penalty (lambda 1) at most GP_MAX, VAT (eps 0.5) at most VAT_MAX.
-    x, y = two_moons(40, 0.25, generator)
-    x_test, y_test = two_moons(1000, 0.25, generator)
-    init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-    norms = {}
-    for regulariser, strength in (("none", 0.0), ("noise", 0.3), ("gradient_penalty", 1.0), ("vat", 0.5)):
-        model = Classifier(hidden=32, generator=torch.Generator().manual_seed(init_seed))
-        train_classifier(model, x, y, TrainConfig(regulariser, strength, steps=200), generator)
-        norms[regulariser] = input_gradient(lambda z: ce(model(z), y_test, reduction="none"),
-                                            x_test).norm(dim=-1).mean().item()
-    assert norms["noise"] < 0.7 * norms["none"]
-    assert norms["gradient_penalty"] < 0.9 * norms["none"]
-    assert norms["vat"] < 0.7 * norms["none"]
 
 
 def test_draws_come_from_the_generator_alone(seed):
