@@ -73,6 +73,11 @@ class _ArticleText(HTMLParser):
             return
         is_skip = tag in self.SKIP or "headerlink" in classes
         is_math = "arithmatex" in classes and not self.math_depth
+        tex = dict(attrs).get("data-tex") if is_math else None
+        if tex is not None:  # typeset at build time: the TeX is in data-tex, the content is SVG
+            self.math.append(tex)
+            self.text.append("\u2063")
+            is_skip, is_math = True, False
         self._stack.append((tag, is_skip, is_math))
         self.depth += 1
         if is_skip:

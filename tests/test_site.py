@@ -130,16 +130,12 @@ def test_no_external_requests_in_html(built_site):
 
 
 @slow
-def test_mathjax_is_served_from_the_site(built_site):
-    vendor = built_site / "assets" / "vendor" / "mathjax"
-    assert (vendor / "tex-chtml-full.js").stat().st_size > 500_000
-    fonts = list((vendor / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
-    assert len(fonts) >= 20
-    assert (vendor / "LICENSE").is_file()
+def test_no_page_loads_mathjax(built_site):
+    """Formulas are typeset at build time (spaces_build.mathrender): no MathJax script anywhere."""
+    assert not (built_site / "assets" / "vendor" / "mathjax").exists()
     for _, meta, _ in POSTS[:3]:
         text = page(built_site, meta["slug"])
-        assert '<script src="../assets/vendor/mathjax/tex-chtml-full.js"></script>' in text
-        assert text.index("javascripts/mathjax.js") < text.index("tex-chtml-full.js")
+        assert "tex-chtml" not in text and "mathjax.js" not in text and 'class="arithmatex"' in text
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text
 
 

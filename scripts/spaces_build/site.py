@@ -1,4 +1,4 @@
-"""MkDocs plugin ``spaces-site``: allow-lists, vendored MathJax, credit and series boxes.
+"""MkDocs plugin ``spaces-site``: allow-lists, credit and series boxes.
 
 Registered by the entry point ``mkdocs.plugins: spaces-site`` and listed under ``plugins:`` in
 mkdocs.yml. What it does, event by event:
@@ -6,10 +6,9 @@ mkdocs.yml. What it does, event by event:
 - ``on_config``: feeds ``taxonomy.yml`` (the one allow-list of categories and tags) to Material's own
   checks (blog ``categories_allowed``, tags ``tags_allowed``). (``<eos>``-like words of the prose are
   kept visible by the Markdown extension ``spaces_build.pseudotags``, listed in mkdocs.yml.)
-- ``on_files``: serves MathJax 3 from the site itself: the files come from the pinned PyPI package
-  ``django-static-mathjax`` (installed by ``pip install -e ".[dev]"``) and are added as generated
-  files under ``assets/vendor/mathjax/``; nothing is copied into ``docs/``. Also reads the front
-  matter of every post once, for the series boxes.
+- ``on_files``: reads the front matter of every post once, for the series boxes. (Formulas are
+  typeset at build time by the Markdown extension ``spaces_build.mathrender``: no page loads MathJax,
+  so none is served.)
 - ``on_page_content``: on every post page, inserts below the title the credit (原文作者 苏剑林,
   科学空间, link to the original, CC BY-NC-SA) and, for a post of a series, links to the other parts
   present in the archive.
@@ -17,7 +16,6 @@ mkdocs.yml. What it does, event by event:
 from __future__ import annotations
 
 import html
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -33,11 +31,6 @@ log = logging.getLogger("mkdocs.plugins.spaces_site")
 
 TAXONOMY = "taxonomy.yml"
 POSTS_DIR = "posts/"
-MATHJAX_DIR = "assets/vendor/mathjax"
-# the one MathJax bundle the pages load (every TeX extension included: nothing is autoloaded later,
-# so \boldsymbol & co. are defined on the first typeset) and the CHTML fonts it asks for
-MATHJAX_FILES = ("tex-chtml-full.js",)
-MATHJAX_FONTS = "output/chtml/fonts/woff-v2"
 SITE_HOME = "https://kexue.fm/"
 LICENSE_URL = "https://creativecommons.org/licenses/by-nc-sa/4.0/deed.zh-hans"
 
@@ -71,34 +64,6 @@ def apply_taxonomy(config) -> None:
             plugin.config.categories_allowed = list(taxonomy["categories"])
         elif name.endswith("/tags") or name == "tags":
             plugin.config.tags_allowed = {Tag(t) for t in taxonomy["tags"]}
-
-
-# --------------------------------------------------------------------------------------------------
-# MathJax served from the site
-
-
-def mathjax_root() -> Path:
-    """The ``es5`` folder of MathJax 3 inside the installed ``django-static-mathjax`` package."""
-    spec = importlib.util.find_spec("mathjax")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise PluginError('spaces-site: MathJax is not installed; run pip install -e ".[dev]" '
-                          "(package django-static-mathjax)")
-    root = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
-    if not (root / MATHJAX_FILES[0]).is_file():
-        raise PluginError(f"spaces-site: {root / MATHJAX_FILES[0]} not found "
-                          "(is the right django-static-mathjax installed?)")
-    return root
-
-
-def add_mathjax(files: Files, config) -> None:
-    root = mathjax_root()
-    wanted = [(name, root / name) for name in MATHJAX_FILES]
-    wanted += [(f"{MATHJAX_FONTS}/{p.name}", p) for p in sorted((root / MATHJAX_FONTS).glob("*.woff"))]
-    wanted.append(("LICENSE", root.parent / "LICENSE"))
-    for name, path in wanted:
-        uri = f"{MATHJAX_DIR}/{name}"
-        if files.get_file_from_path(uri) is None:
-            files.append(File.generated(config, uri, abs_src_path=str(path)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -155,7 +120,7 @@ def insert_boxes(content: str, boxes: str) -> str:
 
 
 class SitePlugin(BasePlugin):
-    """The archive's site: allow-lists, MathJax served from the site, credit and series boxes."""
+    """The archive's site: allow-lists, credit and series boxes."""
 
     def __init__(self):
         self.posts: dict[str, dict] = {}  # src_uri -> front matter, of this build
@@ -167,7 +132,6 @@ class SitePlugin(BasePlugin):
         return config
 
     def on_files(self, files: Files, config) -> Files:
-        add_mathjax(files, config)
         self.posts, self.post_files = {}, {}
         for file in files.documentation_pages():
             if file.src_uri.startswith(POSTS_DIR):
