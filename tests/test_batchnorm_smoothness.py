@@ -57,9 +57,9 @@ SMALL = dict(in_dim=10, width=32, depth=4, n_classes=3)
 def test_batch_norm_lowers_the_sharpness(generator):
     # 128 samples with offset 3 and feature scales 0.1..10, a 4-layer ReLU MLP of width 32, the same initial
     # weights with and without BN: top eigenvalue of the loss Hessian (20 power iterations).
-    # Sweep of SWEEP_N seeds: |bn| / |none| mean BN_MEAN, max BN_MAX; bound 0.5 (>= 3x the largest deviation).
-    # (Centring alone: mean 0.25 but up to 0.93 on single streams, and the median beta_eff ratio after 30 GD
-    # steps: median 0.26 but up to 1.26 -- neither holds on every stream at this size, so neither is asserted
+    # Sweep of 200 seeds: |bn| / |none| mean 0.050, max 0.328; bound 0.9 (>= 3x the largest deviation).
+    # (Centring alone: mean 0.26 but up to 1.04 on single streams, and the median beta_eff ratio after 30 GD
+    # steps: median 0.27 but up to 1.26 -- neither holds on every stream at this size, so neither is asserted
     # here; the snippet prints both.)
     x, y = make_teacher_data(128, MLPConfig(**SMALL), generator)
     init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
@@ -68,7 +68,7 @@ def test_batch_norm_lowers_the_sharpness(generator):
         model = MLP(MLPConfig(**SMALL, normalization=norm), torch.Generator().manual_seed(init_seed))
         sharpness[norm] = top_hessian_eigenvalue(model, x, y, iters=20,
                                                  generator=torch.Generator().manual_seed(init_seed)).item()
-    assert abs(sharpness["bn"]) < 0.5 * abs(sharpness["none"])
+    assert abs(sharpness["bn"]) < 0.9 * abs(sharpness["none"])
 
 
 def test_centring_removes_the_mean_from_the_curvature(device, generator):
