@@ -22,17 +22,20 @@ import torch
 from torch import Tensor, nn
 
 from spaces_code.cpm_lm import MLP, SelfAttention
+from spaces_code.randomness import init_parameters_
 
 
 class ConditionalLayerNorm(nn.Module):
     """LayerNorm over the last dimension ``dim`` whose gain and bias depend on ``cond`` (batch, cond_dim)."""
 
-    def __init__(self, dim: int, cond_dim: int, hidden_dim: int | None = None, eps: float = 1e-5):
+    def __init__(self, dim: int, cond_dim: int, hidden_dim: int | None = None, eps: float = 1e-5,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.eps = eps
         self.gamma = nn.Parameter(torch.ones(dim))  # the (pretrained) LayerNorm gain
         self.beta = nn.Parameter(torch.zeros(dim))  # the (pretrained) LayerNorm bias
-        self.hidden = None if hidden_dim is None else nn.Linear(cond_dim, hidden_dim, bias=False)
+        self.hidden = None if hidden_dim is None else init_parameters_(
+            nn.Linear(cond_dim, hidden_dim, bias=False), generator)  # the only random weights
         width = cond_dim if hidden_dim is None else hidden_dim
         self.gamma_dense = nn.Linear(width, dim, bias=False)
         self.beta_dense = nn.Linear(width, dim, bias=False)
@@ -40,14 +43,14 @@ class ConditionalLayerNorm(nn.Module):
         nn.init.zeros_(self.beta_dense.weight)
 
     @classmethod
-    def from_layer_norm(cls, layer_norm: nn.LayerNorm, cond_dim: int,
-                        hidden_dim: int | None = None) -> "ConditionalLayerNorm":
+    def from_layer_norm(cls, layer_norm: nn.LayerNorm, cond_dim: int, hidden_dim: int | None = None,
+                        generator: torch.Generator | None = None) -> "ConditionalLayerNorm":
         """Wrap a (pretrained) LayerNorm: its gain and bias become :math:`\\gamma, \\beta`, so the new
         layer computes exactly what the old one did until :math:`W_\\gamma, W_\\beta` are trained."""
         if len(layer_norm.normalized_shape) != 1 or not layer_norm.elementwise_affine:
             raise ValueError("only a LayerNorm over the last dimension with gain and bias can be wrapped")
         dim = layer_norm.normalized_shape[0]
-        cln = cls(dim, cond_dim, hidden_dim, eps=layer_norm.eps).to(layer_norm.weight.device)
+        cln = cls(dim, cond_dim, hidden_dim, eps=layer_norm.eps, generator=generator).to(layer_norm.weight.device)
         with torch.no_grad():
             cln.gamma.copy_(layer_norm.weight)
             if layer_norm.bias is not None:
@@ -68,12 +71,12 @@ class ConditionalLayerNorm(nn.Module):
 class ConditionalBlock(nn.Module):
     """Pre-LN GPT-2 block whose two LayerNorms are conditional."""
 
-    def __init__(self, dim: int, n_head: int, cond_dim: int):
+    def __init__(self, dim: int, n_head: int, cond_dim: int, generator: torch.Generator | None = None):
         super().__init__()
         self.ln1 = ConditionalLayerNorm(dim, cond_dim)
         self.ln2 = ConditionalLayerNorm(dim, cond_dim)
-        self.attn = SelfAttention(dim, n_head)
-        self.mlp = MLP(dim, 4 * dim)
+        self.attn = init_parameters_(SelfAttention(dim, n_head), generator)
+        self.mlp = init_parameters_(MLP(dim, 4 * dim), generator)
 
     def forward(self, h: Tensor, cond: Tensor) -> Tensor:
         h = h + self.attn(self.ln1(h, cond))
@@ -87,13 +90,13 @@ class ConditionalLM(nn.Module):
     """
 
     def __init__(self, vocab_size: int, cond_dim: int, n_positions: int = 32, dim: int = 32,
-                 n_head: int = 4, n_layer: int = 1):
+                 n_head: int = 4, n_layer: int = 1, generator: torch.Generator | None = None):
         super().__init__()
-        self.wte = nn.Embedding(vocab_size, dim)
-        self.wpe = nn.Embedding(n_positions, dim)
-        self.blocks = nn.ModuleList(ConditionalBlock(dim, n_head, cond_dim) for _ in range(n_layer))
+        self.wte = init_parameters_(nn.Embedding(vocab_size, dim), generator)
+        self.wpe = init_parameters_(nn.Embedding(n_positions, dim), generator)
+        self.blocks = nn.ModuleList(ConditionalBlock(dim, n_head, cond_dim, generator) for _ in range(n_layer))
         self.ln_f = ConditionalLayerNorm(dim, cond_dim)
-        self.head = nn.Linear(dim, vocab_size)
+        self.head = init_parameters_(nn.Linear(dim, vocab_size), generator)
 
     def forward(self, ids: Tensor, cond: Tensor) -> Tensor:
         h = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))  # (batch, n, dim)

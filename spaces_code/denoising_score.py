@@ -24,6 +24,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import multinomial, rand, randint, randn
+
 
 @dataclass
 class GaussianMixture:
@@ -52,9 +54,10 @@ class GaussianMixture:
         return (responsibility[..., None] * (self.means - x[..., None, :]) / var[:, None]).sum(-2)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
-        noise = torch.randn(n, self.means.shape[-1], generator=generator, device=self.means.device,
-                            dtype=self.means.dtype)
+        # drawn on the generator's device, returned on the mixture's
+        component = multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        noise = randn(n, self.means.shape[-1], generator=generator, device=self.means.device,
+                      dtype=self.means.dtype)
         return self.means[component] + self.stds[component, None] * noise
 
 
@@ -76,7 +79,7 @@ class Denoiser(nn.Module):
             for layer in self.net:
                 if isinstance(layer, nn.Linear):  # reproducible initialisation from the generator
                     bound = 1 / math.sqrt(layer.in_features)
-                    layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator, device=device)
+                    layer.weight.copy_(rand(*layer.weight.shape, generator=generator, device=device)
                                        * 2 * bound - bound)
                     layer.bias.zero_()
 
@@ -92,8 +95,8 @@ class Denoiser(nn.Module):
 
 def dae_loss(model: Denoiser, x: Tensor, sigmas: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """$\\mathbb{E}\\|r(x+\\sigma\\varepsilon)-x\\|^2/\\sigma^2$, one random level from ``sigmas`` per point."""
-    level = sigmas[torch.randint(len(sigmas), x.shape[:1], generator=generator, device=x.device)]  # (batch,)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    level = sigmas[randint(0, len(sigmas), x.shape[:1], generator=generator, device=sigmas.device)]  # (batch,)
+    noise = randn(*x.shape, generator=generator, device=x.device, dtype=x.dtype)
     # dividing by sigma^2 gives every noise level the same weight (score-matching weighting)
     return (((model(x + level[:, None] * noise, level) - x) ** 2).sum(-1) / level ** 2).mean()
 
@@ -130,7 +133,7 @@ def annealed_langevin(score: Callable[[Tensor, float], Tensor], x: Tensor, sigma
     for sigma in sigmas.tolist():
         eps = step_size * sigma ** 2
         for _ in range(steps_per_level):
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            z = randn(*x.shape, generator=generator, device=x.device, dtype=x.dtype)
             # $x \leftarrow x + \varepsilon\nabla\log p_\sigma(x) + \sqrt{2\varepsilon}\,z$
             x = x + eps * score(x, sigma) + math.sqrt(2 * eps) * z
     return x

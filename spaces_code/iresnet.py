@@ -5,21 +5,19 @@ A residual block $\boldsymbol{y} = \boldsymbol{x} + g(\boldsymbol{x})$ is invert
 $\text{Lip}(g) < 1$. Spectral normalisation gives every weight matrix a spectral norm at most $c < 1$
 (the activations are 1-Lipschitz), and the inverse is the fixed point of
 
-.. math::
-
-    \boldsymbol{x}_{n+1} = \boldsymbol{y} - g(\boldsymbol{x}_n),\qquad
-    \Vert \boldsymbol{x}_{n} - \boldsymbol{x}\Vert \le \text{Lip}(g)^n\, \Vert \boldsymbol{x}_0 - \boldsymbol{x}\Vert .
+$$\boldsymbol{x}_{n+1} = \boldsymbol{y} - g(\boldsymbol{x}_n),\qquad
+\Vert \boldsymbol{x}_{n} - \boldsymbol{x}\Vert \le \text{Lip}(g)^n\, \Vert \boldsymbol{x}_0 - \boldsymbol{x}\Vert .$$
 
 The log-determinant is a power series whose traces are estimated by Hutchinson's trick:
 
-.. math::
-
-    \ln\left|\det\left(I + \frac{\partial g}{\partial \boldsymbol{x}}\right)\right|
-    = \sum_{n=1}^{\infty} \frac{(-1)^{n-1}}{n}\, \text{Tr}\left(J_g^n\right),\qquad
-    \text{Tr}(A) = \mathbb{E}_{\boldsymbol{u}\sim\mathcal{N}(0, I)}\left[\boldsymbol{u}^{\top} A\, \boldsymbol{u}\right].
+$$\ln\left|\det\left(I + \frac{\partial g}{\partial \boldsymbol{x}}\right)\right|
+= \sum_{n=1}^{\infty} \frac{(-1)^{n-1}}{n}\, \text{Tr}\left(J_g^n\right),\qquad
+\text{Tr}(A) = \mathbb{E}_{\boldsymbol{u}\sim\mathcal{N}(0, I)}\left[\boldsymbol{u}^{\top} A\, \boldsymbol{u}\right].$$
 
 The paper estimates each spectral norm by power iteration; at these small widths the exact value
 (``torch.linalg.matrix_norm(W, 2)``) is cheap, which makes $\text{Lip}(g) \le c^L$ a guarantee.
+Randomness comes in explicitly: the block draws its weights from ``generator``, the Hutchinson probes
+are drawn on the generator's device and moved to the input's.
 """
 from __future__ import annotations
 
@@ -27,6 +25,8 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from spaces_code.randomness import init_parameters_, randn
 
 
 class SpectralLinear(nn.Linear):
@@ -40,7 +40,7 @@ class SpectralLinear(nn.Linear):
 
     def normalized_weight(self) -> Tensor:
         sigma = torch.linalg.matrix_norm(self.weight, ord=2)
-        # W <- W * min(1, c / sigma(W))
+        # $\tilde W = W \min(1, c/\Vert W\Vert_2)$
         return self.weight * torch.clamp(self.coeff / sigma, max=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -50,7 +50,8 @@ class SpectralLinear(nn.Linear):
 class InvertibleResidualBlock(nn.Module):
     """$y = x + g(x)$, with $g$ = spectral-normalised linear layers and ELU activations."""
 
-    def __init__(self, dim: int, hidden: int = 32, n_layers: int = 3, coeff: float = 0.9):
+    def __init__(self, dim: int, hidden: int = 32, n_layers: int = 3, coeff: float = 0.9,
+                 generator: torch.Generator | None = None):
         super().__init__()
         sizes = [dim] + [hidden] * (n_layers - 1) + [dim]
         layers: list[nn.Module] = []
@@ -58,7 +59,7 @@ class InvertibleResidualBlock(nn.Module):
             if i > 0:
                 layers.append(nn.ELU())  # 1-Lipschitz
             layers.append(SpectralLinear(d_in, d_out, coeff))
-        self.g = nn.Sequential(*layers)
+        self.g = init_parameters_(nn.Sequential(*layers), generator)
 
     def lipschitz_bound(self) -> Tensor:
         r"""$\prod_l \Vert\tilde W_l\Vert_2 \ge \text{Lip}(g)$; at most $c^L < 1$."""
@@ -74,7 +75,7 @@ class InvertibleResidualBlock(nn.Module):
         x = y
         iterates = [x]
         for _ in range(n_iter):
-            # x_{n+1} = y - g(x_n)
+            # $x_{n+1} = y - g(x_n)$
             x = y - self.g(x)
             iterates.append(x)
         return torch.stack(iterates)
@@ -102,7 +103,7 @@ def logdet_power_series(g: Callable[[Tensor], Tensor], x: Tensor, n_terms: int, 
     x_rep = x.detach().repeat(n_probes, 1).requires_grad_(True)
     with torch.enable_grad():
         gx = g(x_rep)
-        u = torch.randn(x_rep.shape, generator=generator, device=x.device, dtype=x.dtype)
+        u = randn(*x_rep.shape, generator=generator, device=x.device, dtype=x.dtype)  # probes $u\sim\mathcal{N}(0, I)$
         w = u
         total = torch.zeros(x_rep.shape[0], device=x.device, dtype=x.dtype)
         for n in range(1, n_terms + 1):

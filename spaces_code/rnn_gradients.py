@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import randn
+
 
 class TanhRNNCell(nn.Module):
     r"""$h_t = \tanh(W h_{t-1} + U x_t + b)$ with $W = \text{scale}\cdot G/\sqrt{d}$, $G_{ij}\sim\mathcal{N}(0,1)$."""
@@ -31,10 +33,10 @@ class TanhRNNCell(nn.Module):
                  generator: torch.Generator | None = None, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64):
         super().__init__()
-        kw = dict(generator=generator, device=device, dtype=dtype)
+        kw = dict(generator=generator, device=device, dtype=dtype)  # drawn on the generator's device, moved
         # scale/sqrt(d) puts the spectral radius of W near `weight_scale` (circular law)
-        self.w = nn.Parameter(weight_scale * torch.randn(hidden, hidden, **kw) / hidden ** 0.5)
-        self.u = nn.Parameter(torch.randn(hidden, input_size, **kw) / input_size ** 0.5)
+        self.w = nn.Parameter(weight_scale * randn(hidden, hidden, **kw) / hidden ** 0.5)
+        self.u = nn.Parameter(randn(hidden, input_size, **kw) / input_size ** 0.5)
         self.b = nn.Parameter(torch.zeros(hidden, device=device, dtype=dtype))
         self.state_size = hidden
 
@@ -54,8 +56,8 @@ class LSTMCell(nn.Module):
                  dtype: torch.dtype = torch.float64):
         super().__init__()
         kw = dict(generator=generator, device=device, dtype=dtype)
-        self.w = nn.Parameter(weight_scale * torch.randn(4 * hidden, hidden, **kw) / hidden ** 0.5)
-        self.u = nn.Parameter(torch.randn(4 * hidden, input_size, **kw) / input_size ** 0.5)
+        self.w = nn.Parameter(weight_scale * randn(4 * hidden, hidden, **kw) / hidden ** 0.5)
+        self.u = nn.Parameter(randn(4 * hidden, input_size, **kw) / input_size ** 0.5)
         bias = torch.zeros(4 * hidden, device=device, dtype=dtype)
         bias[hidden:2 * hidden] = forget_bias
         self.b = nn.Parameter(bias)

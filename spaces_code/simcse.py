@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from spaces_code.attention_masks import bidirectional_mask
 from spaces_code.cpm_lm import MLP, SelfAttention
+from spaces_code.randomness import init_parameters_, rand
 
 
 def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negatives: bool = True) -> Tensor:
@@ -70,7 +71,7 @@ def dropout(x: Tensor, p: float, generator: torch.Generator | None = None) -> Te
     """Inverted dropout whose mask is drawn from ``generator``: zero with probability p, else x/(1-p)."""
     if p == 0.0:
         return x
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    keep = rand(*x.shape, generator=generator, device=x.device) >= p  # drawn on the generator's device
     return x * keep / (1.0 - p)
 
 
@@ -82,7 +83,7 @@ class TinyEncoder(nn.Module):
     """
 
     def __init__(self, vocab_size: int, max_len: int, dim: int = 64, n_head: int = 4, n_layer: int = 1,
-                 p_drop: float = 0.1, pad_id: int = 0):
+                 p_drop: float = 0.1, pad_id: int = 0, generator: torch.Generator | None = None):
         super().__init__()
         self.p_drop, self.pad_id = p_drop, pad_id
         self.tok = nn.Embedding(vocab_size, dim)
@@ -90,6 +91,7 @@ class TinyEncoder(nn.Module):
         self.attn = nn.ModuleList(SelfAttention(dim, n_head) for _ in range(n_layer))
         self.mlp = nn.ModuleList(MLP(dim, 2 * dim) for _ in range(n_layer))
         self.ln = nn.ModuleList(nn.LayerNorm(dim) for _ in range(2 * n_layer))
+        init_parameters_(self, generator)  # weights from the generator, never the global RNG
 
     def forward(self, ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
         p = self.p_drop if self.training else 0.0

@@ -26,6 +26,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from spaces_code.randomness import init_parameters_, randn
+
 
 def kl_diag_gaussians(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
     r"""$KL(\mathcal{N}(\mu_1, \sigma_1^2)\Vert\mathcal{N}(\mu_2, \sigma_2^2))$, summed over the last dim (...,)."""
@@ -47,7 +49,8 @@ def diag_gaussian_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
     r"""$z = \mu + \sigma\odot\varepsilon$, $\varepsilon\sim\mathcal{N}(0, I)$: differentiable in $\mu, \sigma$."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = randn(*mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)  # drawn on the generator's device
+    # $z = \mu + \sigma\odot\varepsilon$
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -85,12 +88,13 @@ class VAE(nn.Module):
     The decoder has unit variance: $-\log q(x|z) = \frac{1}{2}\Vert x - \hat{x}(z)\Vert^2$ + const.
     """
 
-    def __init__(self, x_dim: int = 2, z_dim: int = 2, hidden: int = 64):
+    def __init__(self, x_dim: int = 2, z_dim: int = 2, hidden: int = 64, generator: torch.Generator | None = None):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(x_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                      nn.Linear(hidden, 2 * z_dim))
         self.decoder = nn.Sequential(nn.Linear(z_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                      nn.Linear(hidden, x_dim))
+        init_parameters_(self, generator)  # weights from the generator, never the global RNG
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=-1)  # (..., z_dim) each

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import Tensor
 
+from spaces_code.randomness import generator_device, randn
+
 
 def _as_kappa(kappa: float | Tensor) -> Tensor:
     kappa = torch.as_tensor(kappa, dtype=torch.float64)
@@ -153,9 +155,14 @@ def _symmetric_beta(alpha_dim: int, n: int, generator, device) -> Tensor:
 
 
 def sample_vmf_w(dim: int, kappa: float, n: int, generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> Tensor:
-    r"""$1 - w$ for $w\sim p(w)\propto e^{\kappa w}(1-w^2)^{(d-3)/2}$ by Wood's rejection (float64, (n,))."""
+                 device: torch.device | str | None = None) -> Tensor:
+    r"""$1 - w$ for $w\sim p(w)\propto e^{\kappa w}(1-w^2)^{(d-3)/2}$ by Wood's rejection (float64, (n,)).
+
+    The rejection loop runs on the generator's device; the result is moved to ``device`` (default: there).
+    """
     _check_dim(dim)
+    target = generator_device(generator) if device is None else torch.device(device)
+    device = generator_device(generator)
     kappa = _scalar_kappa(kappa)
     m1 = dim - 1
     # b = (-2 kappa + sqrt(4 kappa^2 + (d-1)^2)) / (d-1), written without cancellation
@@ -175,7 +182,7 @@ def sample_vmf_w(dim: int, kappa: float, n: int, generator: torch.Generator | No
         accepted = one_minus_w[log_ratio >= torch.log(u)]
         out[filled:filled + accepted.numel()] = accepted
         filled += accepted.numel()
-    return out
+    return out.to(target)
 
 
 def sample_vmf(mu: Tensor, kappa: float | Tensor, n: int,
@@ -194,12 +201,11 @@ def sample_vmf(mu: Tensor, kappa: float | Tensor, n: int,
     norm = mu64.norm()
     if abs(norm.item() - 1) > max(1e-4, 10 * torch.finfo(mu.dtype).eps):
         raise ValueError(f"mu must be a unit vector, got norm {norm.item():.6g}")
-    if generator is not None and generator.device.type != mu.device.type:
-        raise ValueError(f"generator is on {generator.device}, mu on {mu.device}")
     mu64 = mu64 / norm
+    # drawn on the generator's device and moved to mu's: a CPU generator gives the same sample everywhere
     one_minus_w = sample_vmf_w(dim, kappa, n, generator, mu.device)[:, None]  # (n, 1)
     # nu: uniform on the unit sphere of the tangent space {v : <v, mu> = 0}
-    xi = torch.randn(n, dim, generator=generator, device=mu.device, dtype=torch.float64)  # (n, d)
+    xi = randn(n, dim, generator=generator, device=mu.device, dtype=torch.float64)  # (n, d)
     tangent = xi - (xi @ mu64)[:, None] * mu64
     tangent = tangent / tangent.norm(dim=-1, keepdim=True)
     # x = w mu + sqrt(1 - w^2) nu, with 1 - w^2 = (1-w)(2-(1-w))

@@ -28,7 +28,7 @@ def _mixture(device, dtype=torch.float32):
 @pytest.mark.parametrize("sigma", [0.0, 0.1, 1.0])
 def test_closed_form_score_equals_autograd_of_log_prob(device, generator, sigma):
     mixture = _mixture(device, torch.float64)
-    x = 3 * torch.randn(500, 2, generator=generator, device=device, dtype=torch.float64)
+    x = (3 * torch.randn(500, 2, generator=generator, dtype=torch.float64)).to(device)
     x.requires_grad_(True)
     autograd = torch.autograd.grad(mixture.log_prob(x, sigma).sum(), x)[0]
     torch.testing.assert_close(mixture.score(x.detach(), sigma), autograd, atol=1e-10, rtol=1e-10)
@@ -67,15 +67,14 @@ def test_optimal_denoiser_minimises_the_dae_loss(device, generator):
     mixture = _mixture(device, torch.float64)
     sigma = 0.4
     x = mixture.sample(50_000, generator)
-    noisy = x + sigma * torch.randn(x.shape, generator=generator, device=device, dtype=torch.float64)
+    noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=torch.float64).to(device)
     best = optimal_denoiser(mixture, noisy, sigma)
     loss = lambda r: float(((r - x) ** 2).sum(-1).mean())
     assert loss(best) < loss(noisy)  # identity
     assert loss(best) < loss(best + 0.05) and loss(best) < loss(0.95 * best)
 
 
-def test_trained_dae_score_matches_the_true_score(device):
-    generator = torch.Generator(device=device).manual_seed(0)
+def test_trained_dae_score_matches_the_true_score(device, generator):
     mixture = _mixture(device)
     sigmas = geometric_sigmas(2.0, 0.05, 8, device=device)
     model = Denoiser(generator=generator, device=device)
@@ -83,7 +82,7 @@ def test_trained_dae_score_matches_the_true_score(device):
                              batch_size=512, generator=generator)
     assert sum(history[-20:]) < sum(history[:20])
     for sigma in (0.1, 0.5):
-        noisy = mixture.sample(2000, generator) + sigma * torch.randn(2000, 2, generator=generator, device=device)
+        noisy = mixture.sample(2000, generator) + sigma * torch.randn(2000, 2, generator=generator).to(device)
         with torch.no_grad():
             learned = model.score(noisy, sigma)
         cos = torch.nn.functional.cosine_similarity(learned, mixture.score(noisy, sigma), dim=-1)
@@ -95,7 +94,7 @@ def test_trained_dae_score_matches_the_true_score(device):
 
 
 def _optimal_dae_loss(mixture, x, sigma, generator):
-    noisy = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return float(((optimal_denoiser(mixture, noisy, sigma) - x) ** 2).sum(-1).mean() / sigma ** 2)
 
 
@@ -103,7 +102,7 @@ def test_annealed_langevin_with_the_true_score_samples_the_mixture(device, gener
     """Mode weights within TV 0.05 and within-mode variance within 15% of s^2 + sigma_L^2 (4000 samples)."""
     mixture = _mixture(device)
     sigmas = geometric_sigmas(2.0, 0.05, 8, device=device)
-    x = 3 * torch.randn(4000, 2, generator=generator, device=device)
+    x = (3 * torch.randn(4000, 2, generator=generator)).to(device)
     samples = annealed_langevin(mixture.score, x, sigmas, steps_per_level=50, generator=generator)
     nearest = ((samples[:, None] - mixture.means) ** 2).sum(-1).argmin(-1)
     share = torch.bincount(nearest, minlength=4).float() / 4000

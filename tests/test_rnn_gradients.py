@@ -11,7 +11,7 @@ F64 = torch.float64
 
 
 def inputs(generator, device, steps=40, size=6):
-    return torch.randn(steps, size, generator=generator, device=device, dtype=F64)
+    return torch.randn(steps, size, generator=generator, dtype=F64).to(device)
 
 
 @pytest.mark.parametrize("make_cell", [
@@ -21,7 +21,7 @@ def inputs(generator, device, steps=40, size=6):
 def test_step_jacobians_match_autograd(device, generator, make_cell):
     cell = make_cell(generator, device)
     xs = inputs(generator, device, steps=6)
-    s0 = 0.1 * torch.randn(cell.state_size, generator=generator, device=device, dtype=F64)
+    s0 = 0.1 * torch.randn(cell.state_size, generator=generator, dtype=F64).to(device)
     jacobians = step_jacobians(cell, s0, xs)
     states = torch.cat([s0[None], run(cell, s0, xs).detach()])
     for t in range(6):
@@ -54,12 +54,15 @@ def test_norms_equal_the_unrolled_jacobian(device, generator):
         torch.testing.assert_close(norms[k], expected, rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_contractive_rnn_gradient_decays_geometrically(device, seed):
-    generator = torch.Generator(device=device).manual_seed(seed)
-    cell = TanhRNNCell(6, 32, 0.4, generator=generator, device=device)
+@pytest.mark.parametrize("offset", range(3))
+def test_contractive_rnn_gradient_decays_geometrically(device, seed, offset):
+    generator = torch.Generator().manual_seed(seed + offset)
+    cell = TanhRNNCell(6, 32, 0.25, generator=generator, device=device)
     rho = torch.linalg.matrix_norm(cell.w.detach(), ord=2).item()
-    assert rho < 1  # 0.4 * |G|/sqrt(d) with |G|/sqrt(d) ~ 2
+    # rho = 0.25 |G|_2 / sqrt(d); |G|_2 <= 2 sqrt(d) + t with probability 1 - exp(-t^2/2) (Gaussian
+    # concentration), and rho^60 < 1e-5 needs rho < 0.825, i.e. t < 1.3 sqrt(32) = 7.4: fails w.p. < e^-27.
+    # (Scale 0.4 put rho near 0.8, at the edge: the old test failed for ~4% of streams.)
+    assert rho < 0.825
     norms = state_gradient_norms(cell, torch.zeros(32, device=device, dtype=F64),
                                  inputs(generator, device, steps=60))
     k = torch.arange(len(norms), device=device, dtype=F64)
@@ -71,6 +74,7 @@ def test_contractive_rnn_gradient_decays_geometrically(device, seed):
 def test_large_weights_do_not_vanish_and_lstm_keeps_gradient(device, generator):
     xs = inputs(generator, device, steps=50)
     big = TanhRNNCell(6, 32, 4.0, generator=generator, device=device)
+    # sweep of 200 seeds: min |dh_50/dh_0| = 3.1e4; bound 1
     assert state_gradient_norms(big, torch.zeros(32, device=device, dtype=F64), xs)[-1].item() > 1.0
     # the c -> c block of each step is exactly diag(f_t) (gates read h, not c); a forget bias keeps f_t ~ 1
     lstm = LSTMCell(6, 16, forget_bias=6.0, weight_scale=0.1, generator=generator, device=device)
@@ -78,16 +82,27 @@ def test_large_weights_do_not_vanish_and_lstm_keeps_gradient(device, generator):
     cc = jacobians[:, 16:, 16:]  # (T, 16, 16)
     forget = cc.diagonal(dim1=-2, dim2=-1)  # (T, 16)
     torch.testing.assert_close(cc, torch.diag_embed(forget), rtol=0, atol=0)
-    assert (forget > 0).all() and (forget < 1).all() and forget.mean().item() > 0.99
+    # sweep of 200 seeds: min mean f_t = 0.9944 (1 - f: 0.0056); bound 0.98
+    assert (forget > 0).all() and (forget < 1).all() and forget.mean().item() > 0.98
     norms = gradient_norms(jacobians)
-    assert norms[-1].item() > 0.5  # after 50 steps the gradient is still of order one
+    # after 50 steps the gradient is still of order one; sweep of 200 seeds: min 1.09, bound 0.3
+    assert norms[-1].item() > 0.3
 
 
-def test_device_matches_cpu(device):
-    if device.type == "cpu":
-        pytest.skip("compares a non-CPU device with the CPU")
-    cell = TanhRNNCell(6, 16, 1.2, generator=torch.Generator().manual_seed(0))
-    xs = torch.randn(30, 6, generator=torch.Generator().manual_seed(1), dtype=F64)
+def test_weights_depend_on_the_generator_alone(seed):
+    runs = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        cells = (TanhRNNCell(3, 4, generator=torch.Generator().manual_seed(seed)),
+                 LSTMCell(3, 4, generator=torch.Generator().manual_seed(seed)))
+        runs.append([p for cell in cells for p in cell.state_dict().values()])
+    for first, second in zip(*runs):
+        assert torch.equal(first, second)
+
+
+def test_device_matches_cpu(device, generator):
+    cell = TanhRNNCell(6, 16, 1.2, generator=generator)
+    xs = torch.randn(30, 6, generator=generator, dtype=F64)
     s0 = torch.zeros(16, dtype=F64)
     expected = state_gradient_norms(cell, s0, xs)
     got = state_gradient_norms(cell.to(device), s0.to(device), xs.to(device))

@@ -7,7 +7,7 @@ from spaces_code.decoding import greedy_decode
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 
 # the condition is a class; class k counts around the ring of numerals in steps of k + 1
 RING = "〇一二三四五六七八九"
@@ -16,13 +16,13 @@ classes = torch.eye(n_classes, device=device)  # one-hot condition vectors
 
 
 def batch(size):
-    label = torch.randint(0, n_classes, (size,), generator=generator, device=device)
-    start = torch.randint(0, 10, (size, 1), generator=generator, device=device)
+    label = torch.randint(0, n_classes, (size,), generator=generator).to(device)
+    start = torch.randint(0, 10, (size, 1), generator=generator).to(device)
     steps = torch.arange(length, device=device)
     return (start + (label[:, None] + 1) * steps) % 10, classes[label]
 
 
-model = ConditionalLM(vocab_size=10, cond_dim=n_classes, n_positions=length).to(device)
+model = ConditionalLM(vocab_size=10, cond_dim=n_classes, n_positions=length, generator=generator).to(device)
 prompt = torch.full((n_classes, 1), RING.index("三"), device=device)
 
 
@@ -33,7 +33,7 @@ def generate():
 
 
 ln = torch.nn.LayerNorm(32).to(device)
-x = torch.randn(n_classes, length, 32, generator=generator, device=device)
+x = torch.randn(n_classes, length, 32, generator=generator).to(device)
 diff = (model.blocks[0].ln1(x, classes) - ln(x)).abs().max().item()
 print(f"at initialisation: max |CLN(x, c) - LayerNorm(x)| = {diff}, generations {set(generate())}")
 

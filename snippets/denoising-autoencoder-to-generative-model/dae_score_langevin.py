@@ -11,7 +11,7 @@ from spaces_code.denoising_score import (
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 
 angles = torch.arange(4, device=device) * math.pi / 2
 mixture = GaussianMixture(means=2 * torch.stack([angles.cos(), angles.sin()], dim=-1),
@@ -26,7 +26,7 @@ print(f"DAE loss: first 50 steps {sum(history[:50]) / 50:.3f}, last 50 steps {su
 print(f"{'sigma':>6}{'cos(learned, true score)':>26}{'relative error':>16}{'|r_DAE - r*| / sigma':>22}")
 for sigma in (0.05, 0.2, 1.0):
     x = mixture.sample(2000, generator)
-    noisy = x + sigma * torch.randn(x.shape, generator=generator, device=device)
+    noisy = x + sigma * torch.randn(x.shape, generator=generator).to(device)
     with torch.no_grad():
         learned = model.score(noisy, sigma)
         denoised = model(noisy, torch.full((2000,), sigma, device=device))
@@ -37,7 +37,7 @@ for sigma in (0.05, 0.2, 1.0):
     print(f"{sigma:>6}{float(cos):>26.3f}{float(rel):>16.3f}{float(gap):>22.3f}")
 
 with torch.no_grad():
-    samples = annealed_langevin(model.score, 3 * torch.randn(2000, 2, generator=generator, device=device), sigmas,
+    samples = annealed_langevin(model.score, 3 * torch.randn(2000, 2, generator=generator).to(device), sigmas,
                                 steps_per_level=30, generator=generator)
 nearest = ((samples[:, None, :] - mixture.means) ** 2).sum(-1).argmin(-1)
 share = torch.bincount(nearest, minlength=4).float() / len(samples)

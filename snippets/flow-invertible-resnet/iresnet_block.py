@@ -7,9 +7,9 @@ from spaces_code.iresnet import (InvertibleResidualBlock, batch_jacobian, exact_
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-gen = make_generator(0, device)
+gen = make_generator(0)  # a CPU generator: the same numbers on every device
 
-block = InvertibleResidualBlock(dim=2, hidden=16, n_layers=2, coeff=0.9).to(device, torch.float64)
+block = InvertibleResidualBlock(dim=2, hidden=16, n_layers=2, coeff=0.9, generator=gen).to(device, torch.float64)
 with torch.no_grad():
     for name, p in block.named_parameters():
         if name.endswith("weight"):
@@ -17,7 +17,7 @@ with torch.no_grad():
 lip = block.lipschitz_bound().item()
 print(f"Lip(g) <= product of spectral norms = {lip:.3f}")
 
-x = 2 * torch.randn(512, 2, generator=gen, device=device, dtype=torch.float64)
+x = 2 * torch.randn(512, 2, generator=gen, dtype=torch.float64).to(device)
 with torch.no_grad():
     y = block(x)
     iterates = block.inverse_iterates(y, n_iter=60)

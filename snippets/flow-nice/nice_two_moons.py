@@ -8,18 +8,18 @@ from spaces_code.nice import NICE
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-gen = make_generator(0, device)
+gen = make_generator(0)  # a CPU generator: the same numbers on every device
 
 
 def two_moons(n: int) -> torch.Tensor:
-    t = math.pi * torch.rand(n, generator=gen, device=device)
-    upper = torch.rand(n, generator=gen, device=device) < 0.5
+    t = math.pi * torch.rand(n, generator=gen).to(device)
+    upper = torch.rand(n, generator=gen).to(device) < 0.5
     x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
     y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
-    return torch.stack([x - 0.5, y - 0.25], dim=-1) * 1.5 + 0.08 * torch.randn(n, 2, generator=gen, device=device)
+    return torch.stack([x - 0.5, y - 0.25], dim=-1) * 1.5 + 0.08 * torch.randn(n, 2, generator=gen).to(device)
 
 
-model = NICE(dim=2, n_couplings=6, hidden=32).to(device)
+model = NICE(dim=2, n_couplings=6, hidden=32, generator=gen).to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 test = two_moons(4000)
 for step in range(1, 301):

@@ -6,9 +6,9 @@ from spaces_code.rnn_gradients import LSTMCell, TanhRNNCell, state_gradient_norm
 from spaces_code.runtime import make_generator, pick_device
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 hidden, steps, input_size = 32, 60, 8
-inputs = torch.randn(steps, input_size, generator=generator, device=device, dtype=torch.float64)
+inputs = torch.randn(steps, input_size, generator=generator, dtype=torch.float64).to(device)
 
 cells = {f"tanh RNN, scale {s}": TanhRNNCell(input_size, hidden, s, generator, device) for s in (0.5, 1.0, 2.0, 4.0)}
 cells["LSTM, forget bias 0"] = LSTMCell(input_size, hidden, 0.0, generator=generator, device=device)

@@ -9,7 +9,7 @@ from spaces_code.runtime import make_generator, pick_device
 from spaces_code.simcse import TinyEncoder, alignment_uniformity, simcse_loss, simcse_views
 
 device = pick_device()
-generator = make_generator(0, device)
+generator = make_generator(0)  # a CPU generator: the same numbers on every device
 
 text = "\n".join(read_texts())
 pieces = re.split(r"[，。？！；：,.?!;:\n]", re.sub(r"[^\u4e00-\u9fff，。？！；：,.?!;:\n]", "", text))
@@ -27,7 +27,7 @@ def encode(batch):
 
 ids = encode(sentences)
 print(f"{len(sentences)} sentences of 6-24 characters, {len(chars) - 1} distinct characters")
-encoder = TinyEncoder(len(chars), max_len=24, dim=48, p_drop=0.1).to(device)
+encoder = TinyEncoder(len(chars), max_len=24, dim=48, p_drop=0.1, generator=generator).to(device)
 
 
 def measure():
@@ -45,7 +45,7 @@ def measure():
 before = measure()
 optimizer = torch.optim.AdamW(encoder.parameters(), lr=3e-3)
 for step in range(100):
-    batch = ids[torch.randint(0, len(sentences), (32,), generator=generator, device=device)]
+    batch = ids[torch.randint(0, len(sentences), (32,), generator=generator).to(device)]
     loss = simcse_loss(*simcse_views(encoder, batch, generator), temperature=0.05)
     optimizer.zero_grad()
     loss.backward()

@@ -8,7 +8,7 @@ from spaces_code.runtime import make_generator, pick_device
 from spaces_code.vae_bottleneck import VAE, kl_diag_gaussians, kl_monte_carlo, mutual_information
 
 device = pick_device()
-gen = make_generator(0, device)
+gen = make_generator(0)  # a CPU generator: the same numbers on every device
 
 mu1, logvar1 = torch.tensor([0.5, -1.0, 2.0], device=device), torch.tensor([0.2, -0.7, 1.1], device=device)
 mu2, logvar2 = torch.zeros(3, device=device), torch.tensor([0.0, 0.5, -0.3], device=device)
@@ -18,9 +18,9 @@ print(f"KL of two diagonal Gaussians: closed form {kl_diag_gaussians(mu1, logvar
 
 
 def ring(n: int) -> torch.Tensor:
-    angle = 2 * math.pi / 8 * torch.randint(0, 8, (n,), generator=gen, device=device)
+    angle = 2 * math.pi / 8 * torch.randint(0, 8, (n,), generator=gen).to(device)
     centres = 2 * torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
-    return centres + 0.2 * torch.randn(n, 2, generator=gen, device=device)
+    return centres + 0.2 * torch.randn(n, 2, generator=gen).to(device)
 
 
 test = ring(1000)
@@ -29,7 +29,7 @@ fig, axes = plt.subplots(1, len(betas), figsize=(8, 2.4), sharex=True, sharey=Tr
 print(f"{'beta':>5} {'|x - x_hat|^2':>14} {'E KL (nats)':>12} {'I(x;z) (nats)':>14}")
 for ax, beta in zip(axes, betas):
     torch.manual_seed(0)
-    model = VAE(x_dim=2, z_dim=2, hidden=32).to(device)
+    model = VAE(x_dim=2, z_dim=2, hidden=32, generator=gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(200):
         reconstruction, kl = model.losses(ring(256), gen)

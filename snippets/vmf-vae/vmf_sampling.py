@@ -7,12 +7,12 @@ from spaces_code.vmf import (kl_vmf_uniform, log_sphere_area, mean_resultant_len
                              vmf_log_prob, vmf_w_log_density)
 
 device = pick_device()
-gen = make_generator(0, device)
+gen = make_generator(0)  # a CPU generator: the same numbers on every device
 n = 5000
 
 print(f"{'d':>4} {'kappa':>6} {'A_d(kappa)':>11} {'mean <mu,x>':>12} {'KL(vMF||U)':>11}")
 for dim in (3, 16, 128):
-    mu = torch.nn.functional.normalize(torch.randn(dim, generator=gen, device=device), dim=0)
+    mu = torch.nn.functional.normalize(torch.randn(dim, generator=gen).to(device), dim=0)
     for kappa in (1.0, 10.0, 100.0):
         x = sample_vmf(mu, kappa, n, gen)
         mean_w = (x @ mu).mean().item()
@@ -22,7 +22,7 @@ for dim in (3, 16, 128):
 dim, kappa = 16, 10.0
 estimates = []
 for _ in range(3):
-    mu = torch.nn.functional.normalize(torch.randn(dim, generator=gen, device=device), dim=0)
+    mu = torch.nn.functional.normalize(torch.randn(dim, generator=gen).to(device), dim=0)
     x = sample_vmf(mu, kappa, 20000, gen)
     estimates.append((vmf_log_prob(x, mu, kappa) + log_sphere_area(dim)).mean().item())
 print(f"\nd={dim}, kappa={kappa:g}: Monte Carlo KL for three random mu = "
