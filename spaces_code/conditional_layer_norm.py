@@ -1,19 +1,17 @@
 r"""基于Conditional Layer Normalization的条件文本生成 — https://kexue.fm/archives/7124
 
 Conditional Layer Normalization (the article's method, also used by bert4keras): a condition vector
-:math:`c` (a class embedding, an image feature, ...) enters a pretrained Transformer only through the
-:math:`\beta` and :math:`\gamma` of its LayerNorms. The idea comes from conditional BatchNorm /
+$c$ (a class embedding, an image feature, ...) enters a pretrained Transformer only through the
+$\beta$ and $\gamma$ of its LayerNorms. The idea comes from conditional BatchNorm /
 AdaIN in conditional image generation (e.g. de Vries et al., 2017; Huang and Belongie, 2017).
 
-.. math::
+$$y = \gamma(c) \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta(c),\qquad
+\gamma(c) = \gamma + W_\gamma c,\quad \beta(c) = \beta + W_\beta c,$$
 
-    y = \gamma(c) \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta(c),\qquad
-    \gamma(c) = \gamma + W_\gamma c,\quad \beta(c) = \beta + W_\beta c,
-
-with :math:`\mu, \sigma^2` the mean and variance over the last dimension of :math:`x`. The dense layers
-:math:`W_\gamma, W_\beta` start at **zero**, so at initialisation the layer is exactly the pretrained
-LayerNorm (:math:`\gamma, \beta`) whatever the condition: conditioning is learned without disturbing
-the pretrained model at step 0. Optionally :math:`c` first goes through a dense layer to a smaller size
+with $\mu, \sigma^2$ the mean and variance over the last dimension of $x$. The dense layers
+$W_\gamma, W_\beta$ start at **zero**, so at initialisation the layer is exactly the pretrained
+LayerNorm ($\gamma, \beta$) whatever the condition: conditioning is learned without disturbing
+the pretrained model at step 0. Optionally $c$ first goes through a dense layer to a smaller size
 (bert4keras' ``hidden_units``).
 """
 from __future__ import annotations
@@ -45,8 +43,8 @@ class ConditionalLayerNorm(nn.Module):
     @classmethod
     def from_layer_norm(cls, layer_norm: nn.LayerNorm, cond_dim: int, hidden_dim: int | None = None,
                         generator: torch.Generator | None = None) -> "ConditionalLayerNorm":
-        """Wrap a (pretrained) LayerNorm: its gain and bias become :math:`\\gamma, \\beta`, so the new
-        layer computes exactly what the old one did until :math:`W_\\gamma, W_\\beta` are trained."""
+        """Wrap a (pretrained) LayerNorm: its gain and bias become $\\gamma, \\beta$, so the new
+        layer computes exactly what the old one did until $W_\\gamma, W_\\beta$ are trained."""
         if len(layer_norm.normalized_shape) != 1 or not layer_norm.elementwise_affine:
             raise ValueError("only a LayerNorm over the last dimension with gain and bias can be wrapped")
         dim = layer_norm.normalized_shape[0]

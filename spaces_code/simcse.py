@@ -4,18 +4,16 @@ Paper: Gao, Yao and Chen, "SimCSE: Simple Contrastive Learning of Sentence Embed
 arXiv:2104.08821).
 
 Unsupervised SimCSE encodes every sentence twice; the only difference between the two encodings
-:math:`h_i, h_i'` is the dropout mask, and that is the whole "data augmentation". The other view of the
+$h_i, h_i'$ is the dropout mask, and that is the whole "data augmentation". The other view of the
 same sentence is the positive, every other sentence of the batch a negative:
 
-.. math::
-
-    \mathcal{L} = -\frac{1}{N}\sum_{i=1}^{N} \log
-        \frac{e^{\cos(h_i, h_i')/\tau}}{\sum_{j=1}^{N} e^{\cos(h_i, h_j')/\tau}}
-    \qquad(\text{the paper}).
+$$\mathcal{L} = -\frac{1}{N}\sum_{i=1}^{N} \log
+    \frac{e^{\cos(h_i, h_i')/\tau}}{\sum_{j=1}^{N} e^{\cos(h_i, h_j')/\tau}}
+\qquad(\text{the paper}).$$
 
 The bert4keras code released with the article (github.com/bojone/SimCSE) puts both views into one
-batch of :math:`2N` vectors :math:`[h_1, h_1', h_2, h_2', \dots]` and lets each of them pick its
-partner among the other :math:`2N-1` (scale 20, i.e. :math:`\tau = 0.05`); then both views of every
+batch of $2N$ vectors $[h_1, h_1', h_2, h_2', \dots]$ and lets each of them pick its
+partner among the other $2N-1$ (scale 20, i.e. $\tau = 0.05$); then both views of every
 other sentence are negatives. :func:`simcse_loss` computes either (``in_view_negatives``). No
 pretrained BERT is used here: the encoder is a tiny Transformer built in code.
 """
@@ -52,8 +50,8 @@ def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negat
 def alignment_uniformity(z1: Tensor, z2: Tensor, t: float = 2.0) -> tuple[Tensor, Tensor]:
     """The two diagnostics the SimCSE paper tracks (Wang and Isola, 2020), on normalised embeddings:
 
-    alignment :math:`\\mathbb{E}\\Vert f(x) - f(x^+)\\Vert^2` over positive pairs (row i of ``z1, z2``),
-    uniformity :math:`\\log \\mathbb{E}\\, e^{-t\\Vert f(x) - f(y)\\Vert^2}` over pairs of different
+    alignment $\\mathbb{E}\\Vert f(x) - f(x^+)\\Vert^2$ over positive pairs (row i of ``z1, z2``),
+    uniformity $\\log \\mathbb{E}\\, e^{-t\\Vert f(x) - f(y)\\Vert^2}$ over pairs of different
     sentences (rows of ``z1``). Lower is better for both.
     """
     f1, f2 = nn.functional.normalize(z1, dim=-1), nn.functional.normalize(z2, dim=-1)
@@ -108,5 +106,5 @@ class TinyEncoder(nn.Module):
 
 def simcse_views(encoder: nn.Module, ids: Tensor,
                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """The two dropout views :math:`h, h'` (N, d) of a batch: the same sentences encoded twice."""
+    """The two dropout views $h, h'$ (N, d) of a batch: the same sentences encoded twice."""
     return encoder(ids, generator), encoder(ids, generator)

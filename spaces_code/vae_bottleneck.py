@@ -3,17 +3,13 @@ r"""从变分编码、信息瓶颈到正态分布：论遗忘的重要性 — ht
 Companion to Kingma & Welling, "Auto-Encoding Variational Bayes" (2013), and Alemi et al.,
 "Deep Variational Information Bottleneck" (2016). The VAE minimises
 
-.. math::
-
-    KL\big(\tilde{p}(x)p(z|x)\Vert q(z)q(x|z)\big)
-    = \mathbb{E}_{x\sim\tilde{p}(x)}\Big[\mathbb{E}_{z\sim p(z|x)}\big[-\log q(x|z)\big]
-      + KL\big(p(z|x)\Vert q(z)\big)\Big] + \text{const},
+$$KL\big(\tilde{p}(x)p(z|x)\Vert q(z)q(x|z)\big)
+= \mathbb{E}_{x\sim\tilde{p}(x)}\Big[\mathbb{E}_{z\sim p(z|x)}\big[-\log q(x|z)\big]
+  + KL\big(p(z|x)\Vert q(z)\big)\Big] + \text{const},$$
 
 with $p(z|x) = \mathcal{N}(\mu(x), \sigma^2(x))$ and $q(z) = \mathcal{N}(0, I)$, for which
 
-.. math::
-
-    KL\big(p(z|x)\Vert q(z)\big) = \frac{1}{2}\sum_{i=1}^{d}\big(\mu_i^2(x) + \sigma_i^2(x) - \log \sigma_i^2(x) - 1\big).
+$$KL\big(p(z|x)\Vert q(z)\big) = \frac{1}{2}\sum_{i=1}^{d}\big(\mu_i^2(x) + \sigma_i^2(x) - \log \sigma_i^2(x) - 1\big).$$
 
 Averaged over the data, this term bounds the information the code keeps about the input,
 $\mathbb{E}_x KL(p(z|x)\Vert q(z)) = I(x; z) + KL(p(z)\Vert q(z)) \ge I(x; z)$: weighting it by
