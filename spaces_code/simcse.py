@@ -108,3 +108,31 @@ def simcse_views(encoder: nn.Module, ids: Tensor,
                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """The two dropout views $h, h'$ (N, d) of a batch: the same sentences encoded twice."""
     return encoder(ids, generator), encoder(ids, generator)
+
+
+def whitening(embeddings: Tensor, dim: int | None = None) -> tuple[Tensor, Tensor]:
+    r"""BERT-whitening (Su Jianlin, 2021), the baseline SimCSE is compared with on STS tasks.
+
+    From embeddings (n, d): $\mu$ (d,) and $W = U\Lambda^{-1/2}$ (d, k) with $\Sigma = U\Lambda U^\top$ the
+    covariance, so that $(x - \mu)W$ has identity covariance (k = ``dim`` keeps the largest directions).
+    """
+    mu = embeddings.mean(0)
+    centred = embeddings - mu
+    # $\Sigma = U \Lambda U^\top$
+    u, s, _ = torch.linalg.svd(centred.T @ centred / embeddings.shape[0])
+    k = embeddings.shape[1] if dim is None else dim
+    # $W = U \Lambda^{-1/2}$
+    return mu, u[:, :k] / s[:k].sqrt()
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    r"""Spearman's rank correlation of two (n,) vectors: Pearson's correlation of their ranks (ties: mean rank)."""
+    def ranks(x: Tensor) -> Tensor:
+        x = x.to(torch.float64)
+        below = (x[None, :] < x[:, None]).sum(1).to(x.dtype)  # (n,): how many are smaller
+        equal = (x[None, :] == x[:, None]).sum(1).to(x.dtype)  # (n,): ties, itself included
+        return below + (equal + 1) / 2  # 1-based mean rank
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    # $\rho = \frac{\sum_i r_i s_i}{\sqrt{\sum_i r_i^2 \sum_i s_i^2}}$ on centred ranks
+    return (ra * rb).sum() / (ra.square().sum() * rb.square().sum()).sqrt()

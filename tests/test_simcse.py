@@ -119,3 +119,31 @@ def test_alignment_and_uniformity_match_naive_and_closed_forms(device, generator
     alignment, uniformity = alignment_uniformity(x, 2 * x)
     assert alignment.item() == pytest.approx(0.0, abs=1e-15)
     assert uniformity.item() == pytest.approx(-8.0, abs=1e-12)
+
+
+def test_whitening_gives_identity_covariance(device, generator):
+    from spaces_code.simcse import whitening
+    mix = torch.randn(6, 6, generator=generator, dtype=torch.float64)
+    x = (torch.randn(500, 6, generator=generator, dtype=torch.float64) @ mix + 3).to(device)
+    mu, w = whitening(x)
+    white = (x - mu) @ w
+    torch.testing.assert_close(white.T @ white / 500, torch.eye(6, dtype=torch.float64, device=device),
+                               rtol=0, atol=1e-9)
+    _, w2 = whitening(x, dim=2)  # the two largest directions only
+    assert w2.shape == (6, 2)
+    torch.testing.assert_close(w2, w[:, :2])
+
+
+def test_spearman_is_pearson_of_ranks(device, generator):
+    from spaces_code.simcse import spearman
+    a = torch.randn(50, generator=generator, dtype=torch.float64)
+    b = a + torch.randn(50, generator=generator, dtype=torch.float64)
+    # no ties: rho = 1 - 6 sum d_i^2 / (n (n^2 - 1))
+    d = (a.argsort().argsort() - b.argsort().argsort()).double()
+    expected = 1 - 6 * d.square().sum().item() / (50 * (50 ** 2 - 1))
+    assert spearman(a.to(device), b.to(device)).item() == pytest.approx(expected, abs=1e-12)
+    # invariant under increasing maps, -1 under a decreasing one; ties get their mean rank
+    assert spearman(a, torch.exp(3 * a)).item() == pytest.approx(1.0, abs=1e-12)
+    assert spearman(a, -a ** 3).item() == pytest.approx(-1.0, abs=1e-12)
+    tied = torch.tensor([1.0, 2.0, 2.0, 3.0])
+    assert spearman(tied, torch.tensor([1.0, 2.5, 2.5, 4.0])).item() == pytest.approx(1.0, abs=1e-12)
