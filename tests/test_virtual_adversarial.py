@@ -39,7 +39,7 @@ def test_adversarial_step_raises_the_loss_by_eps_times_the_gradient_norm(device,
 def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, generator):
     # 3 classes: H = grad_r^2 KL(p(x) || p(x + r)) at r = 0 has rank 2. After 30 power iterations the Rayleigh
     # quotient nears the top eigenvalue of the exact (autograd) Hessian; how near depends on the gap between
-    # the two eigenvalues. Sweep of 200 seeds (16 points each): largest relative shortfall 0.0214; bound 0.07.
+    # the two eigenvalues. Sweep of 200 seeds (16 points each): largest relative shortfall 0.0284; bound 0.09.
     model, x, _ = small_model(generator, device)
     d = vat_direction(model, x, n_iter=30, generator=generator)
     rayleigh = (kl_hessian_vector(model, x, d) * d).sum(-1)
@@ -47,7 +47,7 @@ def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, gen
         h = torch.autograd.functional.hessian(
             lambda r: prediction_kl(model, x[i:i + 1], r[None]).sum(), torch.zeros(5, dtype=torch.float64, device=device))
         top = torch.linalg.eigvalsh(h)[-1]
-        assert (top - rayleigh[i]).item() <= 0.07 * top.item()
+        assert (top - rayleigh[i]).item() <= 0.09 * top.item()
         assert rayleigh[i].item() <= top.item() * (1 + 1e-9)  # a Rayleigh quotient never exceeds it
         assert torch.linalg.matrix_rank(h, rtol=1e-8).item() <= 2
 
