@@ -53,7 +53,7 @@ class MLPConfig:
 
 
 class BatchStandardize(nn.Module):
-    r"""$\gamma \odot (x - \mu_B) / \sqrt{\sigma_B^2 + \epsilon} + \beta$ with either step switchable (batch statistics)."""
+    r"""$\gamma \odot (x - \mu_B) / \sqrt{\sigma_B^2 + \epsilon} + \beta$, either step switchable (batch statistics)."""
 
     def __init__(self, features: int, center: bool, scale: bool, eps: float = 1e-5,
                  device: torch.device | str | None = None):
@@ -180,7 +180,8 @@ def train_and_probe(model: nn.Module, x: Tensor, y: Tensor, lr: float, steps: in
 
 def top_hessian_eigenvalue(model: nn.Module, x: Tensor, y: Tensor, iters: int = 30,
                            generator: torch.Generator | None = None) -> Tensor:
-    r"""$\lambda_{\max}(\nabla_\theta^2 L)$ by power iteration on exact Hessian-vector products (largest |eigenvalue|)."""
+    r"""$\lambda_{\max}(\nabla_\theta^2 L)$ by power iteration on exact Hessian-vector products (the largest
+    eigenvalue in absolute value, signed)."""
     params = [p for p in model.parameters() if p.requires_grad]
     loss = nn.functional.cross_entropy(model(x), y)
     grads = torch.autograd.grad(loss, params, create_graph=True)

@@ -45,7 +45,8 @@ def test_power_iteration_finds_the_top_eigenvector_of_the_kl_hessian(device, gen
     rayleigh = (kl_hessian_vector(model, x, d) * d).sum(-1)
     for i in range(16):
         h = torch.autograd.functional.hessian(
-            lambda r: prediction_kl(model, x[i:i + 1], r[None]).sum(), torch.zeros(5, dtype=torch.float64, device=device))
+            lambda r: prediction_kl(model, x[i:i + 1], r[None]).sum(),
+            torch.zeros(5, dtype=torch.float64, device=device))
         top = torch.linalg.eigvalsh(h)[-1]
         assert (top - rayleigh[i]).item() <= 0.09 * top.item()
         assert rayleigh[i].item() <= top.item() * (1 + 1e-9)  # a Rayleigh quotient never exceeds it

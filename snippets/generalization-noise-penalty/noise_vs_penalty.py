@@ -36,7 +36,8 @@ print(f"sigma=0.1 split: gradient penalty {terms.gradient_penalty.item():.3e}, "
 # The rest beyond second order is O(sigma^4), of whichever sign: estimated on the same u for every sigma.
 for sigma in (0.0125, 0.025, 0.05):
     rest = noise_remainder(loss, x, sigma, 2048, make_generator(1))
-    print(f"sigma={sigma:<6} rest r(sigma) = {rest.mean.item():+.3e}   r / sigma^4 = {rest.mean.item() / sigma ** 4:+.3f}")
+    print(f"sigma={sigma:<6} rest r(sigma) = {rest.mean.item():+.3e}   "
+          f"r / sigma^4 = {rest.mean.item() / sigma ** 4:+.3f}")
 
 # At a fit the curvature term carries the residual f - y and vanishes: noise IS a gradient penalty there.
 x_fit = torch.randn(16, 2, generator=generator, dtype=torch.float64).to(device)

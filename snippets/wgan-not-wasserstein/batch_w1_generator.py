@@ -38,7 +38,8 @@ for b, s, c in zip(sizes, same, cross):
     print(f"{b:5d} {s:15.3f} {s * math.sqrt(b):10.2f} {c:15.3f}")
 
 # 2. Minimising the exact batch W1 over g(z) = a z + b, real data N(0, 1), started AT the truth a = 1, b = 0.
-print(f"\n{'B':>3} {'a after 300 steps':>18} {'true W1 of g':>13} {'E W1(data_B, g_B)':>18} {'E W1(data_B, data_B)':>21}")
+print(f"\n{'B':>3} {'a after 300 steps':>18} {'true W1 of g':>13} {'E W1(data_B, g_B)':>18} "
+      f"{'E W1(data_B, data_B)':>21}")
 fits = {}
 for b in (4, 16, 64):
     fits[b] = fit = fit_location_scale(normal, batch=b, steps=300, batches_per_step=128, generator=gen)
