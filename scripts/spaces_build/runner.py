@@ -452,6 +452,9 @@ def main() -> int:
     sys.argv = [snippet]
     random.seed(SEED)
     sys.meta_path.insert(0, _SeedAfterImport())
+    for name in _SeedAfterImport.NAMES:  # imported already: forked from the pre-imported server
+        if name in sys.modules:
+            _seed(name, sys.modules[name])
     recorder = _Recorder(root, exclude, runner)
     sys.addaudithook(recorder)
     # Never switched off: the runner itself only writes under --out, and the working directory.
