@@ -115,15 +115,16 @@ def test_tiny_tagger_learns_nested_entities(device, seed, one_cpu_thread):
     generator = torch.Generator().manual_seed(seed)  # CPU: the same model and data on every device
     model = ToyTagger(generator=generator).to(device)
     losses = fit_toy_tagger(model, steps=80, generator=generator)
-    # sweep (seeds 0..46 so far, machine loaded): final/initial loss max 0.0038 (bound 0.05); held-out
-    # sentences decoded exactly min 99/100 (bound 95); the 北京大学 example right on every seed
-    assert losses[-1] < 0.05 * losses[0]
+    # sweep of seeds 0..166 (the 200 did not finish on the loaded machine): final/initial loss max 0.019
+    # (bound 0.06); held-out sentences decoded exactly min 96/100 (bound 88, 3x the worst shortfall);
+    # the 北京大学 example right on every seed
+    assert losses[-1] < 0.06 * losses[0]
     texts, entities = make_toy_nested_ner(100, generator=generator)
     ids, mask, _ = toy_batch(texts, device=device)
     with torch.no_grad():
         scores = model(ids, mask)
     exact = sum(decode_entities(scores[i]) == entities[i] for i in range(len(texts)))
-    assert exact >= 95  # held-out sentences decoded exactly, nested ORG/LOC included
+    assert exact >= 88  # held-out sentences decoded exactly, nested ORG/LOC included
     ids, mask, _ = toy_batch(["我在北京大学学习"], device=device)
     with torch.no_grad():
         assert decode_entities(model(ids, mask)[0]) == [(0, 2, 3), (1, 2, 5)]  # 北京 inside 北京大学
