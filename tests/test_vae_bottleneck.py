@@ -92,7 +92,8 @@ def test_vae_losses_are_the_stated_formulas(device, generator, seed):
     assert torch.allclose(kl, kl_to_standard_normal(mu, logvar), atol=1e-6)
 
 
-@pytest.mark.parametrize("beta,low,high", [(0.01, 2.0, math.inf), (5.0, 0.0, 0.05)])
+# sweep of 200 seeds: KL after training min 6.44 at beta = 0.01 (bound 2), max 0.034 at beta = 5 (bound 0.15)
+@pytest.mark.parametrize("beta,low,high", [(0.01, 2.0, math.inf), (5.0, 0.0, 0.15)])
 def test_large_beta_forgets(generator, beta, low, high):
     gen = generator
     data = torch.randn(256, 2, generator=gen) * 2
