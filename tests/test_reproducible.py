@@ -105,6 +105,44 @@ def test_the_comparison_excludes_the_timing_output_and_nothing_else(clean_builds
     assert any(p.startswith("site/about/index.html: differs") for p in problems), problems
 
 
+def _notebook_page(timing_output: str, other_output: str) -> str:
+    """A rendered notebook page as mkdocs-jupyter writes it: a timing-dependent cell, then another."""
+    def cell(n: int, source: str, output: str) -> str:
+        return (f'<div class="jp-Cell jp-CodeCell jp-Notebook-cell" id="cell-id=nb-{n}">\n'
+                '<div class="jp-Cell-inputWrapper" tabindex="0"><div class="highlight-ipynb hl-python"><pre>'
+                f'{source}</pre></div></div>\n<div class="jp-Cell-outputWrapper">\n'
+                '<div class="jp-RenderedText jp-OutputArea-output" data-mime-type="text/plain">\n'
+                f'<pre>{output}</pre>\n</div>\n</div>\n</div>\n')
+    timing = '<span></span><span class="c1"># spaces: timing-dependent</span>\n<span class="kn">import</span> time'
+    plain = '<span></span><span class="kn">import</span> math'
+    return ('<html><body><div class="jupyter-wrapper"><div class="jp-Notebook">\n'
+            + cell(0, timing, timing_output) + cell(1, plain, other_output)
+            + '</div> <!-- jp-Notebook -->\n</div></body></html>\n')
+
+
+def test_notebook_pages_mask_the_outputs_of_timing_dependent_cells_only(tmp_path):
+    """The rendered notebook page: any output of the cell that declares itself timing-dependent is
+    masked (not only an output the caches' texts can be substituted into), every other cell compared."""
+    sites = {}
+    for name, timing_output, other_output in [("a", "serial     0.30 s\nspeedup 1.02", "pi = 3.1416"),
+                                              ("b", "serial     0.41 s\n&lt;a different table&gt;", "pi = 3.1416"),
+                                              ("c", "serial     0.30 s\nspeedup 1.02", "pi = 3.1417")]:
+        page = tmp_path / name / "notebooks" / "nb" / "index.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(_notebook_page(timing_output, other_output), encoding="utf-8")
+        sites[name] = tmp_path / name
+    assert check.compare_sites(sites["a"], sites["b"]) == []
+    problems = check.compare_sites(sites["a"], sites["c"])
+    assert len(problems) == 1 and problems[0].startswith("site/notebooks/nb/index.html: differs"), problems
+    assert "3.1416" in problems[0] and "3.1417" in problems[0]
+    # the same markup elsewhere (an article page) is compared in full: its timing output is masked by
+    # the caches' texts (compare()), never by position
+    for name in ("a", "b"):
+        (sites[name] / "nb").mkdir()
+        (sites[name] / "nb" / "index.html").write_bytes((sites[name] / "notebooks/nb/index.html").read_bytes())
+    assert [p.split(":")[0] for p in check.compare_sites(sites["a"], sites["b"])] == ["site/nb/index.html"]
+
+
 # --------------------------------------------------------------------------------------------------
 # kill -9
 

@@ -13,7 +13,8 @@ Exactly these differences are allowed, nothing else:
 
 - the output of the snippets declared ``# spaces: timing-dependent`` (first lines of the snippet), text
   and figures, wherever it appears (its page, the notebook and its page, the search index, the feeds,
-  where its whole block is masked): each build's page shows a note saying so;
+  where its whole block is masked, and the rendered notebook page, where the outputs of the cell whose
+  source declares it are masked): each build's page shows a note saying so;
 - the run report (``executions/``, ``executions.json`` and the report's search-index entry): each row's
   measured seconds, peak memory, ``executed_at`` time and whether it came from the cache, and the
   totals, are measurements of the build, not outputs;
@@ -42,6 +43,7 @@ import time
 from pathlib import Path
 
 from .cache import Cache
+from .parsing import TIMING_MARK as TIMING_MARK_LINE
 from .project import copy_tree, find_root
 from .render import figure_src_uri
 
@@ -150,7 +152,31 @@ _QUOTE = r'(?:\\?"|&#34;|&quot;)'
 TIMING_BLOCK = re.compile(rf"(data-timing-dependent={_QUOTE}true{_QUOTE}).*?(</div>|&lt;/div&gt;)", re.S)
 
 
+# A rendered notebook page (mkdocs-jupyter): one ``jp-Cell`` div per cell, the source highlighted in
+# the input area, the outputs in ``jp-Cell-outputWrapper``; the notebook ends with this comment.
+NOTEBOOK_CELL = re.compile(r'(?=<div class="jp-Cell )')
+NOTEBOOK_END = "<!-- jp-Notebook -->"
+OUTPUT_WRAPPER = '<div class="jp-Cell-outputWrapper">'
+
+
+def _mask_notebook_page(text: str) -> str:
+    """The outputs of the code cells whose source carries ``# spaces: timing-dependent`` (the
+    snippet's own declaration, in its first lines) replaced by the mask, whatever they show."""
+    head, end, tail = text.partition(NOTEBOOK_END)
+    cells = NOTEBOOK_CELL.split(head)
+    for i, cell in enumerate(cells):
+        source, wrapper, _ = cell.partition(OUTPUT_WRAPPER)
+        if not wrapper:
+            continue
+        plain = html.unescape(re.sub(r"<[^>]+>", "", source))
+        if any(TIMING_MARK_LINE.match(line) for line in plain.splitlines()):
+            cells[i] = source + wrapper + TIMING_MASK + "</div>"
+    return "".join(cells) + end + tail
+
+
 def _normalize_text(rel: str, text: str) -> str:
+    if re.fullmatch(r"notebooks/[^/]+/index\.html", rel):
+        text = _mask_notebook_page(text)
     if rel.startswith("feed_"):
         text = TIMING_BLOCK.sub(lambda m: m.group(1) + TIMING_MASK + m.group(2), text)
     if rel.startswith("feed_rss_") and rel.endswith(".xml"):
