@@ -25,9 +25,11 @@ synthetic = bench.synthetic  # benchmarks/synthetic.py, as the suite imports it
 ARTICLES = 4
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    return synthetic.generate(tmp_path_factory.mktemp("bench") / "synthetic", ARTICLES, modules=2)
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    """A fresh synthetic archive for each test (generating one takes well under a second): validating
+    or building writes ``.cache/`` into it, and no test may see what another one wrote."""
+    return synthetic.generate(tmp_path / "synthetic", ARTICLES, modules=2)
 
 
 def test_synthetic_archive_validates(archive):
