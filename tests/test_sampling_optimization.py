@@ -82,7 +82,13 @@ def test_linear_objective_limit_is_normalised_gradient_descent(device, generator
     deltas = ball_proposals(8192, 4, 1.0, generator, device)
     weights = step_weights(lambda t: t @ direction, torch.zeros(4, device=device), deltas, alpha=0.0)
     best = weights @ deltas  # alpha = 0: the best candidate on the ball
-    assert cosine(best, -direction) > 0.98 and float(best.norm()) > 0.95
+    # the best candidate maximises the projection t = r cos on -c/|c|. A 4-ball cap {t > 1 - d} holds a
+    # fraction 0.96 d^{5/2} of the volume (small d), so no candidate among 8192 reaches t > 0.92 with
+    # probability exp(-8192 * 0.96 * 0.08^{5/2}) < 1e-6 on any stream; cos >= t and |best| >= t.
+    # (The old bound cos > 0.98 failed on 2 of 7 seeds.)
+    projection = float(best @ -direction) / float(direction.norm())
+    assert projection > 0.92
+    assert cosine(best, -direction) > 0.92 and float(best.norm()) > 0.92
 
 
 def test_step_weights_are_a_distribution_for_any_alpha(device, generator):
