@@ -102,3 +102,41 @@ def test_module_to_touch_is_shared_but_not_universal():
 
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_reader_server_counts_each_request_and_tells_page_code_from_the_rest(tmp_path):
+    """The reader scenario's server: every request's bytes are its headers plus the file's exact size;
+    the article's HTML, scripts and stylesheets are told apart from the search index, fonts, images."""
+    import http.server
+    import threading
+    import urllib.request
+    from functools import partial
+
+    (tmp_path / "post").mkdir()
+    files = {"post/index.html": b"<html>" + b"x" * 70_001 + b"</html>", "app.min.js": b"let a = 1;\n" * 999,
+             "main.css": b"p{}" * 4_321, "search/search_index.json": b"{}"}
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    traffic = bench._Traffic()
+    handler = type("Handler", (bench._CountingHandler,), {"traffic": traffic})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        for path in ("post/", "app.min.js", "main.css", "search/search_index.json"):
+            with urllib.request.urlopen(base + path) as response:
+                body = response.read()
+                assert body == files["post/index.html" if path == "post/" else path]
+        traffic.wait_idle(quiet=0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    served = dict(traffic.requests)
+    assert set(served) == {"/post/", "/app.min.js", "/main.css", "/search/search_index.json"}
+    for path, sent in served.items():
+        size = len(files["post/index.html" if path == "/post/" else path.lstrip("/")])
+        # the status line and headers come on top of the body: a few hundred bytes, never less
+        assert size + 50 < sent < size + 1_000, (path, sent, size)
+    assert [p for p in sorted(served) if bench.is_page_code(p)] == ["/app.min.js", "/main.css", "/post/"]
+    assert bench.is_page_code("/post/index.html") and not bench.is_page_code("/assets/fonts/a.woff2")
