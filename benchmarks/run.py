@@ -694,8 +694,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.skip_shards:
             say("[bench] sharded execution: 4 shards on fresh copies, caches merged, a build executing nothing")
+            # copies of the benchmark's own copy, not of the working tree: a file edited meanwhile
+            # (a live tree) would leave a snippet of the merged tree that no shard executed
             results.update(shard_simulation(work, tuple(args.exclude), 4, args.jobs, args.device,
-                                            reference, reference_site))
+                                            reference, reference_site, source=project))
             for k in range(1, 5):
                 shutil.rmtree(work / f"shard-{k}", ignore_errors=True)
             other.mark("shards")
