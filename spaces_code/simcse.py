@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from spaces_code.attention_masks import bidirectional_mask
 from spaces_code.cpm_lm import MLP, SelfAttention
-from spaces_code.randomness import init_parameters_, rand
+from spaces_code.randomness import init_parameters_, rand, randint
 
 
 def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negatives: bool = True) -> Tensor:
@@ -136,3 +136,66 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     # $\rho = \frac{\sum_i r_i s_i}{\sqrt{\sum_i r_i^2 \sum_i s_i^2}}$ on centred ranks
     return (ra * rb).sum() / (ra.square().sum() * rb.square().sum()).sqrt()
+
+
+def toy_sts(n_pairs: int, n_content: int = 400, n_stop: int = 2, length: int = 6, max_stop: int = 10,
+            generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """A toy semantic-textual-similarity set: ``n_pairs`` sentence pairs with graded gold scores.
+
+    A sentence is ``length`` distinct content words (ids ``n_stop + 1 ..``) among 0 to ``max_stop``
+    stop words (ids ``1 .. n_stop``, frequent and meaningless), in random order, padded with 0. The
+    second sentence of a pair keeps $k$ of the first one's content words and draws the others afresh;
+    the gold score is $k \\in \\{0, \\dots, \\text{length}\\}$, uniform. Returns ``a, b`` (n_pairs,
+    length + max_stop) and ``gold`` (n_pairs,), on the generator's device.
+    """
+    width = length + max_stop
+    a = torch.zeros(n_pairs, width, dtype=torch.long)
+    b = torch.zeros(n_pairs, width, dtype=torch.long)
+    gold = torch.randint(0, length + 1, (n_pairs,), generator=generator)
+    for i in range(n_pairs):
+        words = torch.randperm(n_content, generator=generator)[:2 * length] + n_stop + 1
+        k = int(gold[i])
+        for row, content in ((a, words[:length]), (b, torch.cat([words[:k], words[length:2 * length - k]]))):
+            stops = torch.randint(1, n_stop + 1, (int(torch.randint(0, max_stop + 1, (1,), generator=generator)),),
+                                  generator=generator)
+            sentence = torch.cat([content, stops])
+            row[i, :len(sentence)] = sentence[torch.randperm(len(sentence), generator=generator)]
+    return a, b, gold
+
+
+def train_simcse(encoder: nn.Module, sentences: Tensor, steps: int, batch: int = 64, lr: float = 1e-2,
+                 temperature: float = 0.05, generator: torch.Generator | None = None,
+                 optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+    """Unsupervised SimCSE: ``steps`` AdamW steps on random batches of unlabelled ``sentences``.
+
+    Batches and dropout masks come from ``generator``; returns the loss of every step. Pass
+    ``optimizer`` to continue a run (``lr`` is then ignored), else a fresh AdamW is made.
+    """
+    optimizer = optimizer or torch.optim.AdamW(encoder.parameters(), lr=lr)
+    encoder.train()
+    losses = []
+    for _ in range(steps):
+        rows = randint(0, sentences.shape[0], (batch,), generator=generator, device=sentences.device)
+        loss = simcse_loss(*simcse_views(encoder, sentences[rows], generator), temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    encoder.eval()
+    return losses
+
+
+@torch.no_grad()
+def sts_spearman(encoder: nn.Module, a: Tensor, b: Tensor, gold: Tensor, whiten: bool = False) -> Tensor:
+    r"""Spearman correlation between ``gold`` and $\cos(u_i, v_i)$ of the pairs' embeddings (eval mode).
+
+    ``whiten``: first map both sides by $x \mapsto (x - \mu)W$, fitted on all the pairs' embeddings.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    u, v = encoder(a), encoder(b)  # (n, d) each
+    encoder.train(was_training)
+    if whiten:
+        mu, w = whitening(torch.cat([u, v]))
+        u, v = (u - mu) @ w, (v - mu) @ w
+    return spearman(nn.functional.cosine_similarity(u, v, dim=-1), gold)
