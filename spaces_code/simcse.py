@@ -16,6 +16,12 @@ batch of $2N$ vectors $[h_1, h_1', h_2, h_2', \dots]$ and lets each of them pick
 partner among the other $2N-1$ (scale 20, i.e. $\tau = 0.05$); then both views of every
 other sentence are negatives. :func:`simcse_loss` computes either (``in_view_negatives``). No
 pretrained BERT is used here: the encoder is a tiny Transformer built in code.
+
+The article judges sentence vectors by the Spearman correlation $\rho$ between gold similarity scores and
+$\cos(u_i, v_i)$ of each pair's vectors, with BERT-whitening as the baseline. :func:`toy_sts` generates
+such a task (pairs sharing $k$ content words among frequent stop words, gold $k$),
+:func:`train_simcse` trains the encoder on unlabelled sentences, :func:`sts_spearman` scores it, raw
+or whitened (:func:`whitening`).
 """
 from __future__ import annotations
 
@@ -48,10 +54,10 @@ def simcse_loss(z1: Tensor, z2: Tensor, temperature: float = 0.05, in_view_negat
 
 
 def alignment_uniformity(z1: Tensor, z2: Tensor, t: float = 2.0) -> tuple[Tensor, Tensor]:
-    """The two diagnostics the SimCSE paper tracks (Wang and Isola, 2020), on normalised embeddings:
+    r"""The two diagnostics the SimCSE paper tracks (Wang and Isola, 2020), on normalised embeddings:
 
-    alignment $\\mathbb{E}\\Vert f(x) - f(x^+)\\Vert^2$ over positive pairs (row i of ``z1, z2``),
-    uniformity $\\log \\mathbb{E}\\, e^{-t\\Vert f(x) - f(y)\\Vert^2}$ over pairs of different
+    alignment $\mathbb{E}\Vert f(x) - f(x^+)\Vert^2$ over positive pairs (row i of ``z1, z2``),
+    uniformity $\log \mathbb{E}\, e^{-t\Vert f(x) - f(y)\Vert^2}$ over pairs of different
     sentences (rows of ``z1``). Lower is better for both.
     """
     f1, f2 = nn.functional.normalize(z1, dim=-1), nn.functional.normalize(z2, dim=-1)
@@ -140,13 +146,13 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 
 def toy_sts(n_pairs: int, n_content: int = 400, n_stop: int = 2, length: int = 6, max_stop: int = 10,
             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """A toy semantic-textual-similarity set: ``n_pairs`` sentence pairs with graded gold scores.
+    r"""A toy semantic-textual-similarity set: ``n_pairs`` sentence pairs with graded gold scores.
 
     A sentence is ``length`` distinct content words (ids ``n_stop + 1 ..``) among 0 to ``max_stop``
     stop words (ids ``1 .. n_stop``, frequent and meaningless), in random order, padded with 0. The
     second sentence of a pair keeps $k$ of the first one's content words and draws the others afresh;
-    the gold score is $k \\in \\{0, \\dots, \\text{length}\\}$, uniform. Returns ``a, b`` (n_pairs,
-    length + max_stop) and ``gold`` (n_pairs,), on the generator's device.
+    the gold score is $k \in \{0, \dots, \text{length}\}$, uniform. Returns ``a, b`` (n_pairs,
+    length + max_stop) and ``gold`` (n_pairs,) on CPU, drawn from a CPU ``generator``: move them to the device.
     """
     width = length + max_stop
     a = torch.zeros(n_pairs, width, dtype=torch.long)

@@ -182,3 +182,17 @@ def test_simcse_training_raises_sts_spearman(device, generator):
     assert trained > untrained + 0.025
     # the same sweep: whitened - untrained min 0.379 (mean 0.524), bound 0.12
     assert whitened > untrained + 0.12
+
+
+def test_train_simcse_depends_on_the_generator_alone(seed):
+    from spaces_code.simcse import toy_sts, train_simcse
+    runs = []
+    for global_seed in (seed + 1, seed + 2):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(seed)
+        sentences = torch.cat(toy_sts(20, n_content=30, generator=g)[:2])
+        encoder = TinyEncoder(33, 16, dim=8, n_head=2, generator=g)
+        losses = train_simcse(encoder, sentences, 3, batch=8, generator=g)
+        runs.append([torch.tensor(losses), *encoder.state_dict().values()])
+    for first, second in zip(*runs):
+        assert torch.equal(first, second)
