@@ -154,30 +154,46 @@ def test_notebook_pages_mask_the_outputs_of_timing_dependent_cells_only(tmp_path
 # kill -9
 
 
-def _runner_alive(project: Path) -> bool:
+def _snippet_pids(build_pid: int) -> set[int]:
+    """The running snippet processes of a build: its descendants that run ``spaces_build/runner.py``
+    (``--no-preload``: a new interpreter) or were forked by its fork server into a snippet's working
+    folder (``spaces-snippet-*/cwd``: /proc shows the server's command line for those)."""
+    parents: dict[int, list[int]] = {}
     for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
-            cmdline = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
-            state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            ppid = int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(proc_dir.name))
+    found, todo = set(), list(parents.get(build_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo += parents.get(pid, [])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if "spaces_build/runner.py" in cmdline and str(project) in cmdline and state not in ("Z", "X"):
-            return True
-    return False
+        snippet_cwd = Path(cwd).name == "cwd" and Path(cwd).parent.name.startswith("spaces-snippet-")
+        if _alive(pid) and ("spaces_build/runner.py" in cmdline or snippet_cwd):
+            found.add(pid)
+    return found
 
 
-def _kill_when(project: Path, moment) -> float:
-    """Start a build, SIGKILL it when ``moment(elapsed)`` is true; returns the elapsed seconds."""
+def _kill_when(project: Path, moment) -> set[int]:
+    """Start a build, SIGKILL it when ``moment(elapsed, build_pid)`` is true; returns the pids of the
+    snippet processes that were running at that moment."""
     proc = subprocess.Popen(mini_archive.build_cmd(), cwd=project, env=mini_archive.clean_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = time.monotonic()
     try:
-        while proc.poll() is None and not moment(time.monotonic() - start):
+        while proc.poll() is None and not moment(time.monotonic() - start, proc.pid):
             time.sleep(0.01)
             assert time.monotonic() - start < 300, "the moment never came"
         assert proc.poll() is None, "the build ended before the moment to kill it"
+        running = _snippet_pids(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
-        return time.monotonic() - start
+        return running
     finally:
         proc.kill()
         proc.wait()
@@ -232,7 +248,7 @@ def test_kill_9_takes_the_snippets_children_along(tmp_path):
             f"    open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}} {{worker.pid}}')\n"
             "    time.sleep(300)\n"),
     }, LIGHT_YML)
-    _kill_when(project, lambda t: pids.exists() and len(pids.read_text().split()) == 3)
+    _kill_when(project, lambda t, pid: pids.exists() and len(pids.read_text().split()) == 3)
     family = [int(p) for p in pids.read_text().split()]
     deadline = time.monotonic() + 5
     while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
@@ -243,15 +259,18 @@ def test_kill_9_takes_the_snippets_children_along(tmp_path):
 def test_kill_9_at_any_moment_then_the_next_build_is_the_clean_one(clean_builds, tmp_path):
     project = mini_archive.make(tmp_path / "killed")
     moments = {
-        "after 0.5 s (MkDocs starting)": lambda t: t >= 0.5,
-        "after 1.5 s (configuration, validation)": lambda t: t >= 1.5,
-        "while a snippet runs": lambda t: _runner_alive(project),
-        "while the site is being written": lambda t: (project / "site" / "assets").is_dir(),
+        "after 0.5 s (MkDocs starting)": lambda t, pid: t >= 0.5,
+        "after 1.5 s (configuration, validation)": lambda t, pid: t >= 1.5,
+        "while a snippet runs": lambda t, pid: bool(_snippet_pids(pid)),
+        "while the site is being written": lambda t, pid: (project / "site" / "assets").is_dir(),
     }
     for name, moment in moments.items():
-        _kill_when(project, moment)
-        time.sleep(0.3)
-        assert not _runner_alive(project), f"{name}: a snippet outlived the killed build"
+        running = _kill_when(project, moment)
+        assert running or name != "while a snippet runs"
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in running if _alive(pid)], f"{name}: a snippet outlived the killed build"
         _assert_cache_is_whole(project)
     # Leftovers of interrupted writes, as a kill inside atomic_write leaves them.
     torn = project / ".cache/snippets/.0123abcd.json.k9x.tmp"
