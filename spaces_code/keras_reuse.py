@@ -65,7 +65,7 @@ def distinct_weights(model: keras.Model) -> int:
 
 def per_call_kernel_gradients(layer: keras.layers.Dense, x: torch.Tensor, target: torch.Tensor,
                               times: int = 3) -> torch.Tensor:
-    """$\partial L/\partial W_k$ ``(times, in, out)`` of $L = \mathrm{mean}((y - \text{target})^2)$
+    r"""$\partial L/\partial W_k$ ``(times, in, out)`` of $L = \mathrm{mean}((y - \text{target})^2)$
     when call $k$ of the reused layer gets its own copy $W_k$ of the kernel (all equal to $W$).
 
     Recomputes the model of :func:`reused_dense_model` with the layer's activation, in torch.
