@@ -97,10 +97,12 @@ def test_mean_resultant_length_unit_norm_and_direction(device, generator, dim, k
     a_d = mean_resultant_length(dim, kappa).item()
     # E<mu, x> = A_d(kappa), within 5 standard errors
     assert abs(w.mean().item() - a_d) <= 5 * w.std().item() / math.sqrt(n) + 1e-12
-    # the component of the mean orthogonal to mu vanishes: |mean_perp|^2 ~ (1 - E w^2)/n
+    # the component of the mean orthogonal to mu vanishes: E|mean_perp|^2 = (1 - E w^2)/n. Its norm over
+    # that RMS is chi_k / sqrt(k) with k = dim - 1 <= 1 in the worst case (dim 2): P(> 6) = P(|Z| > 6) ~ 2e-9
+    # (analytic). The former 3x RMS bound failed with probability 0.27% per case (seed 8, dim 2).
     mean = x.mean(0)
     perp = mean - (mean @ mu) * mu
-    assert perp.norm().item() <= 3 * math.sqrt((1 - (w * w).mean().item()) / n)
+    assert perp.norm().item() <= 6 * math.sqrt((1 - (w * w).mean().item()) / n)
 
 
 def test_float32_and_empty(device, generator):
