@@ -69,6 +69,15 @@ def device(request) -> torch.device:
 
 
 @pytest.fixture
+def one_cpu_thread():
+    """One torch CPU thread for the test (tiny ops: two threads on a busy 2-core machine are much slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def generator(seed) -> torch.Generator:
     """A CPU generator seeded with the test seed: draw on CPU, then move to ``device``."""
     return torch.Generator(device="cpu").manual_seed(seed)

@@ -102,15 +102,6 @@ def test_toy_data_plants_nested_entities(generator):
     assert nested > 100
 
 
-@pytest.fixture
-def one_cpu_thread():
-    """Tiny ops: two CPU threads on a busy 2-core machine are ~20x slower than one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_tiny_tagger_learns_nested_entities(device, seed, one_cpu_thread):
     generator = torch.Generator().manual_seed(seed)  # CPU: the same model and data on every device
     model = ToyTagger(generator=generator).to(device)

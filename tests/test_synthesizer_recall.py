@@ -83,15 +83,6 @@ def test_reader_on_device_matches_cpu_float64(device, generator, seed):
     assert torch.allclose(out, ref, atol=1e-4)
 
 
-@pytest.fixture
-def one_cpu_thread():
-    """Tiny ops: two CPU threads on a busy 2-core machine are much slower than one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_dot_product_learns_recall_random_fails_dense_sits_between(seed, one_cpu_thread):
     """150 AdamW steps, d = 16, accuracy on 1,000 fresh sequences.
 
