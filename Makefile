@@ -19,12 +19,13 @@ SITE   ?= site
 export NO_MKDOCS_2_WARNING := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help serve test test-fast build chromium test-seeds test-shuffled
+.PHONY: help serve test test-fast test-engine build chromium test-seeds test-shuffled
 
 help:
 	@echo "make serve   set up, build and serve the site locally (http://127.0.0.1:8000)"
 	@echo "make test    set up and run all tests (installs Debian's chromium if missing)"
 	@echo "make test-fast      the fast tier: all tests but the builds (marker slow) and the browser"
+	@echo "make test-engine    the engine's unit tests (marker engine): seconds"
 	@echo "make test-seeds     the tests that draw random numbers, with 20 seeds (SEEDS=\"...\" to choose)"
 	@echo "make test-shuffled  the tests but builds and browser, in 3 shuffled orders"
 
@@ -37,6 +38,14 @@ test: $(STAMP) chromium
 # The fast tier: unit tests of the engine and the modules, validation, no site build, no browser.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# The engine's unit tests: the tests of the spaces_build package that run no build and no torch
+# (marker `engine`, set in each of these files; anything that builds or imports torch is `slow`).
+# The files are named so that pytest does not collect (import) the whole suite to find them.
+ENGINE_TESTS := tests/test_spaces_build_engine.py tests/test_spaces_build_plugin.py tests/test_shard.py \
+	tests/test_forkserver.py tests/test_mathrender.py
+test-engine: $(STAMP)
+	$(BIN)/python -m pytest -m engine $(ENGINE_TESTS)
 
 build: $(STAMP)
 	$(BIN)/spaces build --site-dir $(SITE)

@@ -128,3 +128,32 @@ def test_previous_site_survives_a_failed_validation(project):
     proc = mini_archive.build(project)
     assert proc.returncode == 1
     assert (project / "site" / "index.html").read_text(encoding="utf-8") == "last good build"
+
+
+def test_bad_formula_fails_a_plain_mkdocs_build(tmp_path):
+    """spaces_build.mathrender under a real ``mkdocs build`` (no ``spaces`` plugin): a bad formula stops
+    the build with file, line and formula."""
+    import os
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: t\nmarkdown_extensions:\n  - pymdownx.arithmatex:\n      generic: true\n"
+        "  - spaces_build.mathrender:\n      cache_dir: !relative $config_dir/cache\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(mini_archive.REPO / "scripts"), os.environ.get("PYTHONPATH", "")]),
+           "NO_MKDOCS_2_WARNING": "1"}
+
+    def build(text: str, cwd: Path) -> subprocess.CompletedProcess:
+        (tmp_path / "docs" / "index.md").write_text(text, encoding="utf-8")
+        return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(tmp_path / "mkdocs.yml")],
+                              cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+    good = build("# T\n\nok $a$\n", cwd=tmp_path / "docs")
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert "<mjx-container" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    # the cache sits next to mkdocs.yml (!relative $config_dir), not in the working directory
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1 and not (tmp_path / "docs" / "cache").exists()
+    (tmp_path / "site" / "index.html").unlink()
+    proc = build("---\ntitle: T\n---\n\n# T\n\nok $a$\n\nbad $\\frac{1}$\n", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "docs/index.md:9: MathJax cannot typeset \\frac{1}  —  " in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "site" / "index.html").exists()

@@ -599,3 +599,28 @@ def test_serve_reruns_what_an_edit_affects(warm_project, tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_fork_server_preloads_torch_without_cuda_and_without_repository_modules(tmp_path):
+    """The fork server's real preload list (torch, NumPy, matplotlib: seconds; the fast tests of
+    tests/test_forkserver.py use a light one)."""
+    from spaces_build import forkserver
+
+    if not forkserver.available():
+        pytest.skip("the fork server needs Linux")
+    script = tmp_path / "s.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        root = {str(REPO) + os.sep!r}
+        print(all(name in sys.modules for name in ("torch", "numpy", "matplotlib.pyplot")))
+        print(sys.modules["torch"].cuda.is_initialized())
+        print(sorted(name for name, m in list(sys.modules.items())
+                     if (getattr(m, "__file__", None) or "").startswith(root)
+                     and ".venv" not in m.__file__))
+    """))
+    with forkserver.ForkServer(dict(os.environ, PYTHONHASHSEED="0", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")) as srv:
+        srv.wait_ready()
+        assert srv.preloaded == list(forkserver.PRELOAD) and srv.preload_errors == {}
+        done = srv.run([str(script)], cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.decode().split("\n")[:3] == ["True", "False", "[]"]

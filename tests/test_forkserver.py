@@ -13,7 +13,8 @@ import pytest
 
 from spaces_build import forkserver
 
-pytestmark = pytest.mark.skipif(not forkserver.available(), reason="the fork server needs Linux")
+pytestmark = [pytest.mark.engine,
+              pytest.mark.skipif(not forkserver.available(), reason="the fork server needs Linux")]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,8 @@ def _env(**extra) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server():
-    # A light preload keeps these tests fast; test_preloads_torch_without_cuda uses the real list.
+    # A light preload keeps these tests fast; the real list (torch: seconds) is tested in
+    # tests/test_engine.py::test_fork_server_preloads_torch_without_cuda_and_without_repository_modules (slow).
     with forkserver.ForkServer(_env(), preload=("json", "decimal")) as srv:
         yield srv
 
@@ -134,7 +136,7 @@ def test_timeout_kills_the_whole_group(server, tmp_path):
 def test_run_raises_on_timeout_and_leaves_nothing(server, tmp_path):
     script = _script(tmp_path, "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(600)\n")
     with pytest.raises(subprocess.TimeoutExpired):
-        server.run([str(script)], cwd=tmp_path, timeout=1)
+        server.run([str(script)], cwd=tmp_path, timeout=0.3)
 
 
 def test_server_survives_crashes(server, tmp_path):
@@ -214,24 +216,6 @@ def test_client_killed_with_sigkill_takes_everything_down(tmp_path):
         proc.kill()
         proc.wait()
         proc.stdout.close()
-
-
-def test_preloads_torch_without_cuda_and_without_repository_modules(tmp_path):
-    script = _script(tmp_path, f"""
-        import sys
-        root = {str(ROOT) + os.sep!r}
-        print(all(name in sys.modules for name in ("torch", "numpy", "matplotlib.pyplot")))
-        print(sys.modules["torch"].cuda.is_initialized())
-        print(sorted(name for name, m in list(sys.modules.items())
-                     if (getattr(m, "__file__", None) or "").startswith(root)
-                     and ".venv" not in m.__file__))
-    """)
-    with forkserver.ForkServer(_env(MPLBACKEND="Agg")) as srv:
-        srv.wait_ready()
-        assert srv.preloaded == list(forkserver.PRELOAD) and srv.preload_errors == {}
-        done = srv.run([str(script)], cwd=tmp_path, timeout=120)
-    assert done.returncode == 0, done.stdout
-    assert done.stdout.decode().split("\n")[:3] == ["True", "False", "[]"]
 
 
 def test_a_missing_preload_is_reported_not_fatal(tmp_path):

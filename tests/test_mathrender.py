@@ -1,6 +1,7 @@
 """spaces_build.mathrender: formulas typeset at build time by MathJax itself, with plain Python-Markdown.
 
-No MkDocs, no site build: ``markdown.markdown()`` with ``pymdownx.arithmatex`` and the extension. One
+No MkDocs, no site build: ``markdown.markdown()`` with ``pymdownx.arithmatex`` and the extension (the
+real ``mkdocs build`` case is tests/test_build_validation.py::test_bad_formula_fails_a_plain_mkdocs_build). One
 node process serves the whole module (the extension keeps it for the life of the Python process).
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ from markdown.treeprocessors import Treeprocessor
 from spaces_build.mathrender import MathRenderError
 from spaces_build.mathrender import extension as mr_extension
 from spaces_build.mathrender.worker_client import shared_worker
+
+pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTAINER = re.compile(r'<(span|div) class="arithmatex" data-tex="[^"]*">(<svg class="mjx-glyphs"[^>]*><defs>.*?</defs></svg>)?'
@@ -129,35 +132,6 @@ def test_output_does_not_depend_on_other_pages(tmp_path):
     alone = render(ARTICLE, tmp_path / "a")
     render("$$\\newcommand{\\b}{X}$$\n\n\\begin{equation}\\label{eq:first} z \\end{equation}\n", tmp_path / "b")
     assert render(ARTICLE, tmp_path / "c") == alone
-
-
-def test_mkdocs_build_fails_naming_the_file(tmp_path):
-    """Under a real ``mkdocs build``, a bad formula stops the build with file, line and formula."""
-    import subprocess
-    import sys
-
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "mkdocs.yml").write_text(
-        "site_name: t\nmarkdown_extensions:\n  - pymdownx.arithmatex:\n      generic: true\n"
-        "  - spaces_build.mathrender:\n      cache_dir: !relative $config_dir/cache\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "scripts"), os.environ.get("PYTHONPATH", "")]),
-           "NO_MKDOCS_2_WARNING": "1"}
-
-    def build(text: str, cwd: Path) -> subprocess.CompletedProcess:
-        (tmp_path / "docs" / "index.md").write_text(text, encoding="utf-8")
-        return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(tmp_path / "mkdocs.yml")],
-                              cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-    good = build("# T\n\nok $a$\n", cwd=tmp_path / "docs")
-    assert good.returncode == 0, good.stderr[-3000:]
-    assert "<mjx-container" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
-    # the cache sits next to mkdocs.yml (!relative $config_dir), not in the working directory
-    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1 and not (tmp_path / "docs" / "cache").exists()
-    (tmp_path / "site" / "index.html").unlink()
-    proc = build("---\ntitle: T\n---\n\n# T\n\nok $a$\n\nbad $\\frac{1}$\n", cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "docs/index.md:9: MathJax cannot typeset \\frac{1}  —  " in proc.stderr, proc.stderr[-3000:]
-    assert not (tmp_path / "site" / "index.html").exists()
 
 
 def test_bad_tex_names_file_line_and_formula(tmp_path):

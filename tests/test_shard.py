@@ -7,6 +7,8 @@ import pytest
 
 from spaces_build import shard
 
+pytestmark = pytest.mark.engine
+
 # Durations of the archive's kind (seconds), with ties and a zero.
 DURATIONS = [7.5, 0.0, 3.25, 3.25, 12.0, 1.5, 2.0, 9.75, 4.0, 4.0, 0.5, 6.0]
 ITEMS = [(f"snippets/a{i:02d}/s.py", s) for i, s in enumerate(DURATIONS)]

@@ -1,7 +1,9 @@
 """Fast unit tests of the build's core (spaces_build): parsing, cache, executor, engine, embedding.
 
 No MkDocs build and no torch in the snippets: each test runs in well under a second, the whole file in
-seconds. Snippets here are plain Python; the build's processes are real (one per snippet).
+seconds. Snippets here are plain Python; the build's processes are real (one per snippet), started as
+plain interpreters (``preload=False``): the fork server, which pre-imports torch for seconds, is tested
+in tests/test_forkserver.py and by every build test (tests/test_engine.py and the mini archive's).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from spaces_build.capture import decode as _decode
 from spaces_build.executor import run_process
 from spaces_build.notebooks import notebook
 from spaces_build.render import render_output
+
+pytestmark = pytest.mark.engine
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -67,7 +71,7 @@ def pages(root: Path) -> dict[str, Path]:
 
 
 def options(**kw) -> Options:
-    return Options(jobs=2, device="cpu", timeout=60, **kw)
+    return Options(jobs=2, device="cpu", timeout=60, preload=False, **kw)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from spaces_build import cli, jupyter
 from spaces_build.config import Options
 from spaces_build.plugin import SpacesConfig, SpacesPlugin
 
+pytestmark = pytest.mark.engine
+
 REPO = Path(__file__).resolve().parents[1]
 
 
