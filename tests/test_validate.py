@@ -18,13 +18,30 @@ from spaces_build import validation as validate  # noqa: E402
 POST = "docs/posts/flow-nice.md"
 
 
+PARTS = ("docs", "snippets", "spaces_code", "tests", "taxonomy.yml")  # what validation reads
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    for name in PARTS:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(src / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> tuple[Path, set[str]]:
+    """One copy of the live tree, validated once: its problems are every test's baseline (a test's
+    project is a copy of this copy, so the baseline is exact even while others edit the tree)."""
+    root = _copy(ROOT, tmp_path_factory.mktemp("validate") / "pristine")
+    return root, {str(p) for p in validate.validate(root)}
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    for name in ("docs", "snippets", "spaces_code", "tests"):
-        shutil.copytree(ROOT / name, tmp_path / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(ROOT / "taxonomy.yml", tmp_path / "taxonomy.yml")
-    BASELINE[tmp_path] = {str(p) for p in validate.validate(tmp_path)}
+def project(pristine, tmp_path: Path) -> Path:
+    root, baseline = pristine
+    BASELINE[_copy(root, tmp_path)] = baseline
     return tmp_path
 
 
