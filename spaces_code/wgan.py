@@ -59,20 +59,23 @@ def wasserstein1_1d(x: Tensor, y: Tensor) -> Tensor:
 
 
 def kantorovich_potential_1d(x: Tensor, y: Tensor, t: Tensor) -> Tensor:
-    r"""An optimal 1-Lipschitz critic $f^*$ for samples ``x`` (n,) vs ``y`` (m,), evaluated at ``t`` (k,).
+    r"""An optimal 1-Lipschitz critic $f^*$ for samples ``x`` (..., n) vs ``y`` (..., m), evaluated at ``t`` (..., k).
 
-    $f^{*\prime}(t) = \mathrm{sign}(F_y(t) - F_x(t))$, so that $\mathbb{E}_x f^* - \mathbb{E}_y f^* = W_1$.
+    $f^{*\prime}(t) = \mathrm{sign}(F_y(t) - F_x(t))$, so that $\mathbb{E}_x f^* - \mathbb{E}_y f^* = W_1$. Leading
+    dimensions are independent problems. Differentiable in ``t`` (slope $\pm 1$ or 0), not in ``x``, ``y``.
     """
-    knots = torch.cat([x, y]).sort().values  # (n + m,)
-    f_x = torch.searchsorted(x.sort().values, knots, right=True).to(x.dtype) / x.numel()
-    f_y = torch.searchsorted(y.sort().values, knots, right=True).to(x.dtype) / y.numel()
+    knots = torch.cat([x, y], -1).sort(-1).values  # (..., n + m)
+    f_x = torch.searchsorted(x.sort(-1).values, knots, right=True).to(x.dtype) / x.shape[-1]
+    f_y = torch.searchsorted(y.sort(-1).values, knots, right=True).to(x.dtype) / y.shape[-1]
     slope = torch.sign(f_y - f_x)  # on [knot_k, knot_{k+1})
     # f*(knot_k) = sum_{j<k} slope_j (knot_{j+1} - knot_j), f*(knot_0) = 0
-    values = torch.cat([knots.new_zeros(1), torch.cumsum(slope[:-1] * torch.diff(knots), 0)])
-    k = (torch.searchsorted(knots, t, right=True) - 1).clamp(min=0)
+    values = torch.cat([knots.new_zeros(*knots.shape[:-1], 1),
+                        torch.cumsum(slope[..., :-1] * torch.diff(knots, dim=-1), -1)], -1)
+    k = (torch.searchsorted(knots, t.contiguous(), right=True) - 1).clamp(min=0)  # (..., k)
     # left of the data the CDFs agree (both 0): slope 0; right of it both are 1: slope 0 again
-    inside = t >= knots[0]
-    return values[k] + torch.where(inside, slope[k] * (t - knots[k]), torch.zeros_like(t))
+    inside = t >= knots[..., :1]
+    ramp = slope.gather(-1, k) * (t - knots.gather(-1, k))
+    return values.gather(-1, k) + torch.where(inside, ramp, torch.zeros_like(t))
 
 
 class Critic(nn.Module):
