@@ -84,7 +84,7 @@ def generator(seed) -> torch.Generator:
 
 
 # --------------------------------------------------------------------------------------------------
-# Site tests (test_site.py, test_browser.py): the whole site is built ONCE per test session.
+# Site tests (test_site.py, test_browser.py, test_links.py): the whole site is built ONCE per test run.
 
 import functools  # noqa: E402
 import http.server  # noqa: E402
@@ -99,32 +99,58 @@ from pathlib import Path  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _once_per_run(tmp_path_factory, name: str, make) -> dict:
+    """``make(folder)`` once per test run, however many pytest-xdist workers share it.
+
+    Session fixtures are per worker: under ``-n 2`` each worker would build its own copy. Here the
+    first worker to ask builds into ``<run's basetemp>/<name>`` under a file lock; the others wait
+    for it and read the same result (a JSON record, failures included: a failed build is not
+    retried by the next worker). Without xdist it simply builds."""
+    import fcntl
+    import json
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the run's workers
+    folder, record = base / name, base / f"{name}.json"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            result = make(folder)
+            record.write_text(json.dumps(result), encoding="utf-8")
+        return json.loads(record.read_text(encoding="utf-8"))
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
-    """The site, built once, strictly, into a temporary folder; returns that folder.
+    """The site, built once per test run, strictly, into a temporary folder; returns that folder.
 
     Uses ``spaces build`` (which executes stale snippets, then builds with ``--strict``). A failed build
     fails every site test with the build's output; the full log is written beside the folder
     (``<folder>.log``).
     """
-    site = tmp_path_factory.mktemp("site")
-    before = _read_posts()
-    cmd = [sys.executable, "-m", "spaces_build.cli", "build", "--site-dir", str(site)]
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    seconds = time.perf_counter() - start
-    (site.parent / f"{site.name}.log").write_text(
-        f"$ {' '.join(cmd)}\n# exit {proc.returncode} after {seconds:.1f}s\n{proc.stdout}\n{proc.stderr}",
-        encoding="utf-8")
-    if proc.returncode != 0:
-        pytest.fail(f"site build failed ({' '.join(cmd)}, exit {proc.returncode}):\n"
-                    f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}", pytrace=False)
-    after = _read_posts()
-    _POSTS_AT_BUILD[site] = {
-        name: tuple(text for text in dict.fromkeys((before.get(name), after.get(name))) if text)
-        for name in before.keys() | after.keys()
-    }
+    def build(site: Path) -> dict:
+        before = _read_posts()
+        cmd = [sys.executable, "-m", "spaces_build.cli", "build", "--site-dir", str(site)]
+        env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        seconds = time.perf_counter() - start
+        (site.parent / f"{site.name}.log").write_text(
+            f"$ {' '.join(cmd)}\n# exit {proc.returncode} after {seconds:.1f}s\n{proc.stdout}\n{proc.stderr}",
+            encoding="utf-8")
+        after = _read_posts()
+        return {"site": str(site), "returncode": proc.returncode,
+                "failure": f"site build failed ({' '.join(cmd)}, exit {proc.returncode}):\n"
+                           f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}" if proc.returncode else "",
+                "posts": {name: [text for text in dict.fromkeys((before.get(name), after.get(name))) if text]
+                          for name in before.keys() | after.keys()}}
+
+    result = _once_per_run(tmp_path_factory, "shared-site", build)
+    if result["returncode"] != 0:
+        pytest.fail(result["failure"], pytrace=False)
+    site = Path(result["site"])
+    _POSTS_AT_BUILD[site] = {name: tuple(texts) for name, texts in result["posts"].items()}
     return site
 
 
@@ -184,12 +210,31 @@ def site_server(built_site) -> str:
 
 @pytest.fixture(scope="session")
 def built_mini_archive(tmp_path_factory) -> Path:
-    """The small archive of ``tests/mini_archive.py``, built once from nothing (``spaces build``) and
-    shared by the build tests: copy it (``shutil.copytree``, cache included) before changing it."""
+    """The small archive of ``tests/mini_archive.py``, built once per test run from nothing
+    (``spaces build``) and shared by the build tests: copy it (``shutil.copytree``, cache included)
+    before changing it."""
     import mini_archive
 
-    project = mini_archive.make(tmp_path_factory.mktemp("mini") / "archive")
-    proc = mini_archive.build(project)
-    if proc.returncode != 0:
-        pytest.fail(f"mini archive build failed:\n{proc.stderr[-6000:]}", pytrace=False)
-    return project
+    def build(folder: Path) -> dict:
+        project = mini_archive.make(folder / "archive")
+        proc = mini_archive.build(project)
+        return {"project": str(project), "returncode": proc.returncode, "stderr": proc.stderr[-6000:]}
+
+    result = _once_per_run(tmp_path_factory, "shared-mini-archive", build)
+    if result["returncode"] != 0:
+        pytest.fail(f"mini archive build failed:\n{result['stderr']}", pytrace=False)
+    return Path(result["project"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Parallel runs (pytest-xdist, ``-n 2``; ``make test`` does this). The shared builds above are made
+# once per run (``_once_per_run``), whatever the number of workers. (``--dist loadgroup`` would send
+# their users to one worker, but with pytest 9.2 and xdist 3.8 it silently groups nothing:
+# pytest-dev/pytest-xdist#1386.) Each worker gets its share of the cores for torch (2 workers on
+# 2 cores: one thread each), instead of every worker starting one thread per core.
+
+
+def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
