@@ -16,6 +16,8 @@ $$ \bar h = \frac{\sum_{t} m_t\, E[x_t]}{\max(1, \sum_t m_t)}, \quad m_t = [x_t 
   the two agree to float32 rounding.
 - :func:`logits_under_backend` loads the same weights into the same :func:`build_classifier` in a new
   Python process under another ``KERAS_BACKEND`` and returns its logits: equal to float32 rounding.
+- :class:`spaces_code.keras_backend_process.BackendProcess` does the same in a process forked before
+  this module is imported (it inherits PyTorch and NumPy instead of importing them again).
 - ``build_classifier(clever=True)`` swaps the pooling layer for :class:`TorchMaskedMean`, the "clever"
   shortcut that calls ``torch`` directly. It computes the very same numbers on the PyTorch backend and
   cannot even be built on any other backend.
@@ -148,7 +150,9 @@ def logits_under_backend(backend: str, config: ClassifierConfig, weights: list[n
     """
     request = pickle.dumps((config, [np.asarray(w) for w in weights], np.asarray(tokens, dtype=np.int32),
                             tuple(variants)))
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+    # A two-layer model: XLA's compile time dominates a JAX run, and optimisation level 0 halves it.
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "--xla_backend_optimization_level=0"))
     env.pop("KERAS_TORCH_DEVICE", None)
     child = subprocess.run([sys.executable, "-c", "from spaces_code.keras_portable import _serve; _serve()"],
                            input=request, capture_output=True, env=env, timeout=timeout, check=False)
@@ -162,19 +166,28 @@ def _serve() -> None:
     """Child side of :func:`logits_under_backend`: read a request on stdin, answer on stdout."""
     config, weights, tokens, variants = pickle.loads(sys.stdin.buffer.read())
     answer_to, sys.stdout = sys.stdout, sys.stderr  # whatever a library prints must not reach the pipe
+    answer_to.buffer.write(pickle.dumps(backend_answers(config, weights, tokens, variants)))
+    answer_to.flush()
+
+
+def backend_answers(config: ClassifierConfig, weights: list[np.ndarray], tokens: np.ndarray,
+                    variants: tuple[bool, ...]) -> list[tuple[str, np.ndarray | str]]:
+    """On this process' backend, per ``clever`` flag: build the model, load ``weights``, compute the
+    logits of ``tokens``: ``("ok", logits)``, or ``("error", message)`` with the error the model raised
+    (the root error: Keras wraps it)."""
     answers = []
     for clever in variants:
         try:
             model = build_classifier(config, clever)
             model.set_weights(weights)
-            answers.append(("ok", np.asarray(ops.convert_to_numpy(model(tokens, training=False)))))
+            # one compiled function for the whole forward pass (a plain call compiles op by op)
+            answers.append(("ok", np.asarray(ops.convert_to_numpy(model.predict_on_batch(tokens)))))
         except Exception as error:  # noqa: BLE001 - handed to the parent as a BackendPortError
             while (error.__cause__ or error.__context__) is not None:  # Keras wraps the real error
                 error = error.__cause__ or error.__context__
             first_line = str(error).strip().splitlines()[0].split(", but expected")[0]  # torch's long signature list
             answers.append(("error", f"{type(error).__name__}: {first_line[:300]}"))
-    answer_to.buffer.write(pickle.dumps(answers))
-    answer_to.flush()
+    return answers
 
 
 def torch_forward(model: keras.Model, tokens: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,11 @@
 """One Keras model definition: trained with the PyTorch backend, checked against plain PyTorch, then run
-unchanged on the JAX backend in a fresh process; a "clever" layer that calls torch directly does not port."""
+unchanged on the JAX backend in another process; a "clever" layer that calls torch directly does not port."""
 import os
 
+from spaces_code.keras_backend_process import BackendProcess
+
+# Forked now, before this process imports Keras: the child imports Keras on JAX while this one trains.
+jax_process = BackendProcess("jax")
 os.environ["KERAS_BACKEND"] = "torch"  # Keras 3 on PyTorch: must be set before keras is imported
 
 from spaces_code.runtime import make_generator, pick_device
@@ -13,8 +17,7 @@ generator = make_generator(0)  # a CPU generator: the data are the same whicheve
 import keras
 
 from spaces_code.keras_portable import (BackendPortError, ClassifierConfig, build_classifier,
-                                        compile_classifier, logits_under_backend, toy_dataset,
-                                        torch_forward)
+                                        compile_classifier, toy_dataset, torch_forward)
 
 config = ClassifierConfig()
 x_train, y_train = toy_dataset(512, config, generator, device)
@@ -42,10 +45,10 @@ clever.set_weights(model.get_weights())
 print(f"clever layer on torch: max |clever - standard| = "
       f"{(clever(x_test) - keras_logits).abs().max().item():.1e}")
 
-# ... then the same build_classifier, with the trained weights, in a new process on the JAX backend.
+# ... then the same build_classifier, with the trained weights, in the other process on the JAX backend.
 keras_logits = keras_logits.detach().cpu().numpy()
-standard, shortcut = logits_under_backend("jax", config, model.get_weights(), x_test.cpu().numpy(),
-                                          variants=(False, True))
+standard, shortcut = jax_process.logits(config, model.get_weights(), x_test.cpu().numpy(), variants=(False, True))
+jax_process.close()
 print(f"standard model on jax: max |jax - torch| = {abs(standard - keras_logits).max():.1e}, "
       f"same predictions: {(standard.argmax(1) == keras_logits.argmax(1)).all()}")
 assert isinstance(shortcut, BackendPortError)
