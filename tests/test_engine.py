@@ -155,9 +155,14 @@ def make_project(path: Path, files: dict[str, str] = FILES, mkdocs_yml: str = MK
 SPACES = [sys.executable, "-m", "spaces_build.cli"]
 
 
-def build(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def build(project: Path, *args: str, timeout: float = 600, preload: bool = False) -> subprocess.CompletedProcess:
+    """``spaces build --jobs 2 ARGS`` in ``project``. ``--no-preload`` unless ``preload``: these snippets
+    need no torch, and a fork server pre-imports it for seconds in every build; the fork server's
+    own path is taken by the timeout and kill tests here, by ``spaces serve`` and by every build of
+    the mini archive and the real site."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPACES_")}
-    return subprocess.run([*SPACES, "build", "--jobs", "2", *args], cwd=project,
+    flags = [] if preload else ["--no-preload"]
+    return subprocess.run([*SPACES, "build", "--jobs", "2", *flags, *args], cwd=project,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -487,7 +492,7 @@ def test_timeout_kills_the_process_group(tmp_path):
         time.sleep(300)
         ''')})
     project = make_project(tmp_path / "p", files, LIGHT_YML)
-    proc = build(project, "--timeout", "2", timeout=120)
+    proc = build(project, "--timeout", "2", timeout=120, preload=True)  # a forked snippet's group
     assert proc.returncode == 1
     assert "snippets/demo/bad.py: timed out (killed after 2 s)" in proc.stderr
     pids = [int(p) for p in re.search(r"pids (\d+) (\d+)", proc.stderr).groups()]
@@ -535,7 +540,7 @@ def test_build_killed_midway_leaves_a_usable_cache(tmp_path):
     assert not _runners_of(project)  # the snippet died with the build (parent-death signal)
     # A torn leftover of an interrupted write must not matter either.
     (project / ".cache/snippets/.0123abcd.json.123.tmp").write_text('{"schema": 2, "snip')
-    done = build(project)
+    done = build(project, preload=True)
     assert done.returncode == 0, done.stderr
     assert executed(project) == {"snippets/demo/bad.py"}
     assert "slow done" in page(project) and "quick" in page(project)
