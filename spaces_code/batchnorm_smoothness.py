@@ -21,7 +21,9 @@ BN uses the statistics of the (full) batch throughout, in training mode.
 The article's own argument isolates the centring: for a layer $\boldsymbol{y} = W\boldsymbol{x}$ trained on the
 squared loss, the Lipschitz constant of the gradient grows with $\mathbb{E}\Vert\boldsymbol{x}\Vert^2 =
 \Vert\mathbb{E}\boldsymbol{x}\Vert^2 + \mathrm{tr}\,\mathrm{Cov}\,\boldsymbol{x}$, and subtracting the mean removes the first
-term. ``MLPConfig.normalization`` ablates BN into ``center`` ($x - \mu_B$ only), ``scale``
+term. Centring after a linear layer does the same to its input, $W\boldsymbol{x}_i - W\boldsymbol{\mu}_B =
+W(\boldsymbol{x}_i - \boldsymbol{\mu}_B)$: a network that centres its pre-activations never sees an input offset.
+``MLPConfig.normalization`` ablates BN into ``center`` ($x - \mu_B$ only), ``scale``
 ($x / \sigma_B$ only) and ``bn`` (both), each followed by BN's affine $\gamma, \beta$;
 :func:`top_hessian_eigenvalue` measures the sharpness $\lambda_{\max}(\nabla^2_\theta L)$ by power iteration.
 """
