@@ -286,11 +286,12 @@ def _with_parent(argv: list[str], pid: int) -> list[str]:
 
 
 def start_server(env: dict[str, str]) -> ForkServer | None:
-    """A fork server that pre-imports torch, NumPy and matplotlib (in the background: the first
-    snippet waits for it), or ``None`` where the platform has none."""
+    """A fork server that pre-imports torch (with ``torch._dynamo``, which its optimizers import),
+    NumPy and matplotlib (in the background: the first snippet waits for it), or ``None`` where the
+    platform has none. See ``spaces_build.forkserver.PRELOAD``."""
     if not forkserver_available():
         return None
-    log.info("Snippets: forked from a server that pre-imports torch, NumPy and matplotlib "
+    log.info("Snippets: forked from a server that pre-imports torch (with torch._dynamo), NumPy and matplotlib "
              "(--no-preload: each starts a new interpreter)")
     return ForkServer(env).start()
 
