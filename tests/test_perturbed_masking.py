@@ -168,3 +168,20 @@ def test_bigram_mlm_reading_is_the_neighbour_posterior(device, generator):
     }
     for (b, i), ref in expected.items():
         assert torch.allclose(out[b, i], ref / ref.sum(), atol=1e-5), (b, i)
+
+
+def test_bigram_read_is_forward_at_the_read_positions(device, generator):
+    """BigramMLM.read computes only the position impact_matrix reads: the same numbers as forward
+    (the same elementwise ops), and impact_matrix gives the same matrix with or without it."""
+    vocab, mask = 9, 8
+    sentences = [torch.randint(1, 8, (int(torch.randint(2, 9, (1,), generator=generator)),), generator=generator)
+                 for _ in range(30)]
+    mlm = BigramMLM(BigramMLM.count(sentences, vocab).to(device), mask_id=mask, smoothing=0.3)
+    tokens = torch.randint(1, 9, (50, 7), generator=generator).to(device)  # includes masks (id 8)
+    positions = torch.randint(0, 7, (50,), generator=generator).to(device)
+    expected = mlm(tokens)[torch.arange(50, device=device), positions]
+    torch.testing.assert_close(mlm.read(tokens, positions), expected, rtol=0, atol=0)
+    sentence = torch.randint(1, 8, (11,), generator=generator).to(device)
+    without_read = impact_matrix(lambda x: mlm(x), sentence, mask_id=mask, batch_size=37)
+    torch.testing.assert_close(impact_matrix(mlm, sentence, mask_id=mask, batch_size=37), without_read,
+                               rtol=0, atol=0)
