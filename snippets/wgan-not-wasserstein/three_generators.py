@@ -13,9 +13,9 @@ names = {"wgan-gp": "1. WGAN-GP", "batch-w1": "2. exact batch W1 as loss", "conv
 results = {m: train_generators(m, runs, config, gen, device) for m in METHODS}
 
 print(f"{runs} runs per way, B = {config.batch}, {config.steps} generator steps, "
-      f"lambda = {config.penalty}; the last line of each column is the mean over the runs")
+      f"lambda = {config.penalty}; means over the runs (but the worst run)")
 print(f"{'':27s} {'true W1 at end':>14} {'(worst run)':>11} {'a at end':>9} {'b at end':>9} "
-      f"{'critic value':>13} {'max |value - W1|':>17}")
+      f"{'critic value':>13} {'max |value - W1|':>17}")  # value: last 10 steps; max: along training
 for m, r in results.items():
     w1 = r.true_w1.mean(1)  # (steps + 1,)
     value = r.estimate.mean(1)  # (steps,)
