@@ -15,12 +15,25 @@ predictions, $D(r) = \mathrm{KL}\big(p(\cdot|x)\,\Vert\,p(\cdot|x + r)\big)$. At
 gradient, so $D(r)\approx\frac{1}{2}r^\top H r$ and the worst direction is the top eigenvector of
 $H = \nabla_r^2 D(0)$, found by power iteration $d \leftarrow Hd/\Vert Hd\Vert$ (Miyato et al. use a finite
 difference for $Hd$; here it is an exact Hessian-vector product).
+
+Why noise and VAT act alike on a classifier, and a gradient penalty does not. For two classes with logit
+margin $m = f_1 - f_0$, $p = \sigma(m)$ and label $y$, the cross-entropy $l$ has
+$\nabla_x l = (p - y)\nabla_x m$ and
+
+$$\mathrm{tr}\,\nabla_x^2 l = \underbrace{p(1-p)\Vert\nabla_x m\Vert^2}_{\text{Fisher term}}
+  + \underbrace{(p - y)\,\Delta_x m}_{\text{residual term}},$$
+
+so Gaussian noise adds $\frac{\sigma^2}{2}$ of this; near a fit ($p \to y$) the residual term vanishes and the
+Fisher term is left. The KL Hessian of VAT is $H = p(1-p)\nabla_x m\nabla_x m^\top$ (rank one), whose top
+eigenvalue is the same Fisher term: noise averages it over directions, VAT takes the worst one. The gradient
+penalty $\Vert\nabla_x l\Vert^2 = (p-y)^2\Vert\nabla_x m\Vert^2$ is smaller by the factor $(p - y)^2 / p(1-p)$,
+which goes to 0 at a confident fit (:func:`binary_noise_terms`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -66,6 +79,27 @@ def vat_direction(logits_fn: Callable[[Tensor], Tensor], x: Tensor, n_iter: int 
         # $d \leftarrow H d / \Vert H d\Vert$
         d = nn.functional.normalize(kl_hessian_vector(logits_fn, x, d), dim=-1)
     return d.detach()
+
+
+class BinaryNoiseTerms(NamedTuple):
+    fisher: Tensor  # $p(1-p)\Vert\nabla_x m\Vert^2$ (n,), also the top eigenvalue of VAT's KL Hessian
+    residual: Tensor  # $(p - y)\Delta_x m$ (n,)
+    gradient_penalty: Tensor  # $\Vert\nabla_x l\Vert^2 = (p - y)^2\Vert\nabla_x m\Vert^2$ (n,)
+
+
+def binary_noise_terms(logits_fn: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> BinaryNoiseTerms:
+    r"""The split of $\mathrm{tr}\,\nabla_x^2 l$ of a two-class cross-entropy, per row of ``x`` (n, d)."""
+    point = x.detach().requires_grad_(True)
+    logits = logits_fn(point)  # (n, 2)
+    margin = logits[:, 1] - logits[:, 0]  # $m = f_1 - f_0$
+    grad_m = torch.autograd.grad(margin.sum(), point, create_graph=True)[0]  # (n, d)
+    # $\Delta_x m = \sum_i \partial^2 m / \partial x_i^2$, one backward per input dimension (rows independent)
+    laplacian = sum(torch.autograd.grad(grad_m[:, i].sum(), point, retain_graph=True)[0][:, i]
+                    for i in range(x.shape[-1]))
+    p, grad_sq = torch.sigmoid(margin.detach()), grad_m.detach().square().sum(-1)
+    residual = p - y.to(p.dtype)  # $p - y$
+    # $\mathrm{tr}\,\nabla_x^2 l = p(1-p)\Vert\nabla_x m\Vert^2 + (p - y)\Delta_x m$
+    return BinaryNoiseTerms(p * (1 - p) * grad_sq, residual * laplacian.detach(), residual.square() * grad_sq)
 
 
 class Classifier(nn.Module):

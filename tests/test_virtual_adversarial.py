@@ -1,14 +1,15 @@
 """Adversarial step = gradient penalty to first order; VAT's power iteration finds the worst direction
-(article 23, second half). The four-way training comparison is a demonstration (snippet), not a test: over
-200 streams its effect, though large on average, does not hold with a 3x margin on every stream."""
+(article 23, second half). Of the four-way training comparison, what holds on every stream is asserted: noise
+and VAT flatten the loss around held-out points; the gradient penalty's effect is not robust (it fades at a fit)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from spaces_code.virtual_adversarial import (Classifier, TrainConfig, adversarial_step, input_gradient,
-                                             kl_hessian_vector, prediction_kl, regularised_loss, two_moons,
-                                             vat_direction)
+from spaces_code.noise_penalty import hessian_trace
+from spaces_code.virtual_adversarial import (Classifier, TrainConfig, adversarial_step, binary_noise_terms,
+                                             input_gradient, kl_hessian_vector, prediction_kl, regularised_loss,
+                                             train_classifier, two_moons, vat_direction)
 
 ce = torch.nn.functional.cross_entropy
 
@@ -60,6 +61,40 @@ def test_one_iteration_is_exact_for_two_classes(device, generator):
     hd = kl_hessian_vector(model, x, d)
     cos = torch.nn.functional.cosine_similarity(hd, d, dim=-1).abs()
     assert (cos > 1 - 1e-9).all()
+
+
+def test_noise_term_splits_into_the_vat_eigenvalue_and_a_residual(device, generator):
+    # Two classes: tr grad_x^2 l = p(1-p)|grad m|^2 + (p - y) lap m (noise's sigma^2/2 term); the first part is the
+    # top eigenvalue of VAT's rank-one KL Hessian and |grad_x l|^2 = (p-y)^2 |grad m|^2 (analytic, float64).
+    model, x, y = small_model(generator, device, n_classes=2)
+    terms = binary_noise_terms(model, x, y)
+    for i in range(4):
+        trace = hessian_trace(lambda z: ce(model(z), y[i].expand(z.shape[0]), reduction="none"), x[i])
+        torch.testing.assert_close(terms.fisher[i] + terms.residual[i], trace, rtol=1e-9, atol=1e-12)
+    d = vat_direction(model, x, n_iter=1, generator=generator)
+    torch.testing.assert_close((kl_hessian_vector(model, x, d) * d).sum(-1), terms.fisher, rtol=1e-9, atol=1e-14)
+    grad = input_gradient(lambda z: ce(model(z), y, reduction="none"), x)
+    torch.testing.assert_close(grad.square().sum(-1), terms.gradient_penalty, rtol=1e-9, atol=1e-14)
+
+
+def test_noise_and_vat_flatten_the_loss_around_held_out_points(generator):
+    # The four-way comparison of the page, reduced to what holds on every stream: 40 two-moons points, the same
+    # initial tanh MLP (width 32) trained 300 Adam steps without a regulariser, with input noise (sigma = 0.3) and
+    # with VAT (eps = 0.5). On 1000 held-out points, the mean gradient penalty |grad_x l|^2 of the regularised
+    # net over that of the unregularised one. Sweep of 200 seeds (this test's streams): noise mean 0.017, max
+    # 0.204; VAT mean 0.028, max 0.291; bound 0.9 (3.1x the worst). Not asserted (same sweep): the gradient penalty
+    # itself (lambda = 1), ratio mean 0.31 but up to 2.39 -- it fades at a fit, where |grad_x l|^2 is a small
+    # share of the Fisher term p(1-p)|grad_x m|^2 that noise and VAT penalise.
+    x, y = two_moons(40, 0.25, generator)
+    x_test, y_test = two_moons(1000, 0.25, generator)
+    init_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    penalty = {}
+    for regulariser, strength in (("none", 0.0), ("noise", 0.3), ("vat", 0.5)):
+        model = Classifier(hidden=32, generator=torch.Generator().manual_seed(init_seed))
+        train_classifier(model, x, y, TrainConfig(regulariser, strength, steps=300), generator)
+        penalty[regulariser] = binary_noise_terms(model, x_test, y_test).gradient_penalty.mean().item()
+    assert penalty["noise"] < 0.9 * penalty["none"]
+    assert penalty["vat"] < 0.9 * penalty["none"]
 
 
 def test_draws_come_from_the_generator_alone(seed):
