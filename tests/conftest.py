@@ -235,6 +235,11 @@ def built_mini_archive(tmp_path_factory) -> Path:
 
 
 def pytest_configure(config):
+    # xdist's workers start with COLUMNS=80 and LINES=24 in their environment (a serial run has
+    # neither here); with them the builds' MkDocs log is wrapped and coloured, and the build tests
+    # read that log for exact messages. Every run's subprocesses see the environment of a pipe.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
