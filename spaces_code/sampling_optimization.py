@@ -85,15 +85,21 @@ def sample_step(loss_fn: Objective, theta: Tensor, alpha: float, radius: float, 
 
 
 def minimize_by_sampling(loss_fn: Objective, theta: Tensor, steps: int, alpha: float, radius: float,
-                         num_candidates: int = 64,
-                         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                         num_candidates: int = 64, generator: torch.Generator | None = None,
+                         relative: bool = False) -> tuple[Tensor, Tensor]:
     """Iterate $\\theta \\leftarrow \\theta + \\Delta\\theta$, $\\Delta\\theta\\sim p(\\Delta\\theta|\\theta)$.
 
+    ``relative``: the ball's radius is ``radius`` $\\cdot\\|\\theta\\|$, a scale-aware proposal. An error rate
+    cannot see the scale of $\\theta$ ($\\theta$ and $c\\theta$, $c > 0$, classify alike); with a fixed radius
+    the same step is a large turn at small $\\|\\theta\\|$ and a negligible one at large $\\|\\theta\\|$, with a
+    relative one every step is the same angle and the walk from $c\\theta$ is $c$ times the walk from $\\theta$.
     Returns the path ``(steps + 1, dim)`` and the objective along it ``(steps + 1,)``; needs no gradient.
     """
     path = [theta]
     for _ in range(steps):
-        theta = theta + sample_step(loss_fn, theta, alpha, radius, num_candidates, generator)
+        # the scale-aware ball $\|\Delta\theta\| \le \epsilon\|\theta\|$, or the fixed $\|\Delta\theta\| \le \epsilon$
+        ball = radius * float(theta.norm()) if relative else radius
+        theta = theta + sample_step(loss_fn, theta, alpha, ball, num_candidates, generator)
         path.append(theta)
     path_tensor = torch.stack(path)
     return path_tensor, loss_fn(path_tensor)

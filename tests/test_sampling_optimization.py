@@ -127,6 +127,23 @@ def test_sampling_minimises_the_zero_one_loss(device, generator, seed):
     assert not error_rate(leaf[None]).requires_grad
 
 
+def test_relative_proposal_makes_the_walk_blind_to_the_scale_of_theta(device, generator, seed):
+    # The error rate of sign(w.x + b) is the same at theta and 2 theta. With the relative ball |dtheta| <= eps |theta|
+    # every candidate, every weight and so every choice scales with theta: the walk from 2 theta0 is exactly twice
+    # the walk from theta0 for the same random stream (x2 is exact in floating point; tolerance 1e-6 for
+    # reduction order). The fixed ball has no such symmetry: its first step is a 2x smaller turn from 2 theta0.
+    error_rate = zero_one_loss(*_classification(device, seed))
+    theta0 = torch.tensor([-1.0, -1.0, 0.5], device=device)
+    stream = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+    paths = {}
+    for scale in (1.0, 2.0):
+        paths[scale], _ = minimize_by_sampling(error_rate, scale * theta0, steps=60, alpha=0.01, radius=0.2,
+                                               generator=torch.Generator().manual_seed(stream), relative=True)
+    torch.testing.assert_close(paths[2.0], 2 * paths[1.0], rtol=1e-6, atol=1e-6)
+    steps = paths[1.0].diff(dim=0).norm(dim=-1) / paths[1.0][:-1].norm(dim=-1)
+    assert float(steps.max()) <= 0.2 * (1 + 1e-5)  # every step within the relative ball
+
+
 def test_mle_guided_proposal_lowers_the_task_loss_where_unguided_sampling_stalls(generator, seed):
     """Paper's claim on a 257-parameter network (error rate as task loss, logistic loss as MLE loss):
     with the same budget (100 steps x 32 candidates, same noise scale), candidates around the MLE

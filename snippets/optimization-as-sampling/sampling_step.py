@@ -37,6 +37,14 @@ for alpha in (0.1, 0.01, 0.001):
     print(f"alpha = {alpha:<6} error after 50 / 100 / 150 steps: "
           + " / ".join(f"{float(errors[k]):.3f}" for k in (50, 100, 150)))
 
+# 3) A scale-aware ball |dtheta| <= 0.2 |theta|: the error rate cannot see |theta|, so neither does the walk.
+for name, start in (("theta0", theta0), ("4 theta0", 4 * theta0)):
+    for relative in (False, True):
+        path, errors = minimize_by_sampling(error_rate, start, steps=150, alpha=0.01, radius=0.2, num_candidates=64,
+                                            generator=make_generator(3), relative=relative)
+        print(f"from {name:<8} {'radius 0.2 |theta|' if relative else 'radius 0.2':<18} error after 50 / 100 / 150 "
+              "steps: " + " / ".join(f"{float(errors[k]):.3f}" for k in (50, 100, 150)))
+
 fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.2))
 for alpha, (path, errors) in runs.items():
     left.plot(errors.cpu(), label=rf"$\alpha={alpha}$")
