@@ -162,13 +162,38 @@ def _load(config_file: Path, overrides: dict, **kwargs):
     return load_config(config_file=str(config_file), plugins=plugin_entries(config_file, overrides), **kwargs)
 
 
+def prestart(config_file: Path, overrides: dict, shard: tuple[int, int] | None = None) -> bool:
+    """Start the fork server before MkDocs loads its configuration and plugins, if snippets will run
+    (``spaces_build.engine.prestart``): its seconds of importing torch overlap with MkDocs' start-up
+    and the validation. Never fails: the build's own checks report any problem later."""
+    import dataclasses
+
+    try:
+        entries = plugin_entries(config_file, overrides)
+        if PLUGIN not in entries:
+            return False
+        names = {f.name for f in dataclasses.fields(Options)}
+        options = Options(**{k: v for k, v in entries[PLUGIN].items() if k in names})
+        options.shard = shard
+        docs_dir = config_file.parent / str(read_yaml(config_file).get("docs_dir") or "docs")
+        from .discovery import pages_of
+        from .engine import prestart as engine_prestart
+
+        return engine_prestart(config_file.parent, pages_of(docs_dir), options)
+    except Exception:  # noqa: BLE001 - an optimisation only
+        return False
+
+
 def _build(config_file: Path, overrides: dict, args) -> int:
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
+    from .executor import discard_prestarted
+
     start = time.perf_counter()
     site_dir = str(Path(args.site_dir).resolve()) if args.site_dir else None
     code = 0
+    prestart(config_file, overrides)
     try:
         config = _load(config_file, overrides, site_dir=site_dir, strict=not args.no_strict)
         config.plugins.on_startup(command="build", dirty=False)
@@ -182,6 +207,8 @@ def _build(config_file: Path, overrides: dict, args) -> int:
     except (EngineError, MkDocsException) as exc:
         logging.getLogger("mkdocs").error(str(exc))
         code = 1
+    finally:
+        discard_prestarted()  # a build that failed before its snippets ran
     if not args.quiet:
         verdict = "done" if code == 0 else "FAILED"
         print(f"spaces build: {verdict} in {time.perf_counter() - start:.1f} s "
@@ -210,9 +237,16 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
 
     from .discovery import pages_of
     from .engine import run_build
+    from .executor import discard_prestarted
     from .plugin import validate_memoized
+    from .shard import parse
 
     start = time.perf_counter()
+    try:
+        early_shard = parse(shard_spec) if shard_spec else None
+    except ValueError:
+        early_shard = None
+    prestart(config_file, overrides, early_shard)
     try:
         config = _load(config_file, overrides)
         plugin = config.plugins.get(PLUGIN)
@@ -220,8 +254,6 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
             raise EngineError(f"{config_file} lists no '{PLUGIN}' plugin")
         options: Options = plugin.options()
         if shard_spec:
-            from .shard import parse
-
             try:
                 options.shard = parse(shard_spec)
             except ValueError as exc:
@@ -236,6 +268,8 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
     except (EngineError, MkDocsException) as exc:
         print(f"spaces build --execute-only: {exc}", file=sys.stderr)
         return 1
+    finally:
+        discard_prestarted()
     print(f"spaces build --execute-only: {state.executed} executed, {len(state.records) - state.executed} cached "
           f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

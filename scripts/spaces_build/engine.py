@@ -19,7 +19,7 @@ from .cache import SCHEMA, Cache, Hasher, cache_key, lookup_key
 from .config import EngineError, Options
 from .device import resolve_device, version_of
 from .discovery import Post, Snippet, discover
-from .executor import RUNNER, SNIPPET_ENV, Record, execute
+from .executor import RUNNER, SNIPPET_ENV, Record, child_env, discard_prestarted, execute, prestart_server
 from .sandbox import RepoWatch, sandbox_mode
 
 log = logging.getLogger("mkdocs.spaces.engine")
@@ -112,26 +112,14 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
     with ``options.execute`` false nothing runs and a stale snippet is an error.
     """
     t0 = time.perf_counter()
-    snippets, posts = discover(root, pages)
-    device = resolve_device(options.device, root)
-    env = environment(device)
-    cache = Cache(root)
-    hasher = Hasher(root)
-    records: dict[str, Record] = {}
-    stale: list[Snippet] = []
-    expected: dict[str, float] = {}
-    lookups = {rel: lookup_key(rel, s.sha256, env) for rel, s in snippets.items()}
-    for rel, snippet in snippets.items():
-        entry = cache.load(lookups[rel])
-        if cache.is_fresh(entry, snippet.sha256, env, hasher):
-            records[rel] = Record(snippet, "ok", True, entry=entry, seconds=entry.seconds,
-                                  peak_memory_mb=entry.peak_memory_mb)
-        else:
-            stale.append(snippet)
-            if entry is not None:
-                expected[rel] = entry.seconds
-    if options.shard is not None and stale:
-        stale = _shard(stale, expected, cache, *options.shard)
+    _PRESTART_CHECKED.discard(root.resolve())
+    try:
+        snippets, posts, device, env, cache, lookups, records, stale, expected = _check(root, pages, options)
+    except BaseException:
+        discard_prestarted()
+        raise
+    if not stale or not options.execute:
+        discard_prestarted()  # started by prestart() for nothing: the snippets changed back meanwhile
     sandbox = sandbox_mode(options.sandbox)
     log.info(f"Snippets: {len(snippets)} found, {len(snippets) - len(stale)} cached, "
              f"{len(stale)} to run on {device} with {options.workers} jobs "
@@ -195,6 +183,63 @@ def run_build(root: Path, pages: dict[str, Path], options: Options) -> BuildStat
             raise EngineError(message)
     executed = sum(1 for r in records.values() if not r.cached)
     return BuildState(records, posts, device, executed, set(lookups.values()))
+
+
+def _check(root: Path, pages: dict[str, Path], options: Options):
+    """Discovery and the cache check: the snippets, posts, device, environment, cache, lookup keys,
+    records of the fresh snippets, the stale snippets (shard K/N of them with ``options.shard``) and
+    the recorded seconds of the stale ones that ran before."""
+    snippets, posts = discover(root, pages)
+    device = resolve_device(options.device, root)
+    env = environment(device)
+    cache = Cache(root)
+    hasher = Hasher(root)
+    records: dict[str, Record] = {}
+    stale: list[Snippet] = []
+    expected: dict[str, float] = {}
+    lookups = {rel: lookup_key(rel, s.sha256, env) for rel, s in snippets.items()}
+    for rel, snippet in snippets.items():
+        entry = cache.load(lookups[rel])
+        if cache.is_fresh(entry, snippet.sha256, env, hasher):
+            records[rel] = Record(snippet, "ok", True, entry=entry, seconds=entry.seconds,
+                                  peak_memory_mb=entry.peak_memory_mb)
+        else:
+            stale.append(snippet)
+            if entry is not None:
+                expected[rel] = entry.seconds
+    if options.shard is not None and stale:
+        stale = _shard(stale, expected, cache, *options.shard)
+    return snippets, posts, device, env, cache, lookups, records, stale, expected
+
+
+_PRESTART_CHECKED: set[Path] = set()  # roots whose next build prestart() has checked already
+
+
+def prestart_checked(root: Path) -> bool:
+    """Whether :func:`prestart` ran for ``root``'s build that has not run yet (``spaces build`` calls
+    it before MkDocs starts; the plugin's ``on_config`` then need not check again)."""
+    return root.resolve() in _PRESTART_CHECKED
+
+
+def prestart(root: Path, pages: dict[str, Path], options: Options) -> bool:
+    """Start the pre-imported fork server now if this build will execute snippets.
+
+    Called before MkDocs loads its configuration and plugins and before validation (``spaces build``,
+    else the plugin's ``on_config``): the server's seconds of importing torch then overlap with that
+    work instead of delaying the first snippet. :func:`run_build` repeats the cache check (~20 ms)
+    and uses the server (``executor.execute``) or stops it when nothing turned out stale. Never
+    raises: any problem here is reported by the build's own check.
+    """
+    _PRESTART_CHECKED.add(root.resolve())
+    if not (options.preload and options.execute):
+        return False
+    try:
+        checked = _check(root, pages, options)
+        device, stale = checked[2], checked[7]
+        return bool(stale) and prestart_server(child_env(root, device))
+    except Exception as exc:  # noqa: BLE001 - an optimisation only
+        log.debug(f"prestart: {exc}")
+        return False
 
 
 def _shard(stale: list[Snippet], expected: dict[str, float], cache: Cache, k: int, n: int) -> list[Snippet]:

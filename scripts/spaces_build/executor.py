@@ -296,6 +296,61 @@ def start_server(env: dict[str, str]) -> ForkServer | None:
     return ForkServer(env).start()
 
 
+# A server started by engine.prestart() before MkDocs loaded (its key: the environment it was started
+# with), waiting for execute() to take it.
+_PRESTARTED: list[tuple[str, ForkServer]] = []
+_PRESTART_LOCK = threading.Lock()
+
+
+# Besides forkserver.FIXED_AT_START, what the preloaded libraries may read from the environment when
+# imported. A child gets the build's whole environment anyway; these must match the server's. (Other
+# variables may change meanwhile: Material sets NO_MKDOCS_2_WARNING while MkDocs loads.)
+_IMPORT_TIME_PREFIXES = ("PYTHON", "TORCH", "PYTORCH", "MPL", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMPY",
+                         "CUDA", "CUBLAS", "NVIDIA_", "LD_", "SPACES_", "KERAS_")
+
+
+def _env_key(env: dict[str, str]) -> str:
+    from .forkserver import FIXED_AT_START
+
+    return json.dumps(sorted((k, v) for k, v in env.items()
+                             if k in FIXED_AT_START or k.startswith(_IMPORT_TIME_PREFIXES)))
+
+
+def prestart_server(env: dict[str, str]) -> bool:
+    """Start a fork server with ``env`` now (its preload runs in the background); :func:`execute`
+    takes it when its snippets' environment is the same, else it is stopped."""
+    if not forkserver_available():
+        return False
+    discard_prestarted()
+    server = ForkServer(env).start()
+    with _PRESTART_LOCK:
+        _PRESTARTED.append((_env_key(env), server))
+    return True
+
+
+def discard_prestarted() -> None:
+    """Stop a prestarted server nobody took (the build found nothing to run, or failed first)."""
+    with _PRESTART_LOCK:
+        servers = [server for _, server in _PRESTARTED]
+        _PRESTARTED.clear()
+    for server in servers:
+        server.close()
+
+
+def _take_prestarted(env: dict[str, str]) -> ForkServer | None:
+    with _PRESTART_LOCK:
+        found = _PRESTARTED.pop() if _PRESTARTED else None
+    if found is None:
+        return None
+    key, server = found
+    if key != _env_key(env):
+        server.close()
+        return None
+    log.info("Snippets: forked from a server that pre-imports torch (with torch._dynamo), NumPy and matplotlib "
+             "(started before MkDocs loaded; --no-preload: each starts a new interpreter)")
+    return server
+
+
 class _Progress:
     """A rich progress bar on a terminal; one log line per finished snippet otherwise."""
 
@@ -345,7 +400,9 @@ def execute(root: Path, snippets: list[Snippet], device: str, options: Options, 
               (longest_first([s for s in snippets if s.timing_dependent]), 1)]
     executor = Executor(root, device, options, sandbox)
     if options.preload:
-        executor.server = start_server(executor.env)
+        executor.server = _take_prestarted(executor.env) or start_server(executor.env)
+    else:
+        discard_prestarted()
     progress = _Progress(len(snippets))
     records: list[Record] = []
     try:

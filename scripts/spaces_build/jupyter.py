@@ -10,7 +10,9 @@ this module adjusts what it produces, in three documented ways, each tested in
   file, and the scripts it adds that this site does not use (an empty ``<script src="">``, a MathJax 2
   configuration, a Mermaid loader from a CDN) go: the site's pages request nothing from other hosts;
 - :func:`align_anchors`: nbconvert derives heading ids from ASCII letters only (a Chinese heading gets
-  ``id=""``), while the table of contents links to Python-Markdown's ids: headings get those ids.
+  ``id=""``), while the table of contents links to Python-Markdown's ids: headings get those ids;
+- :func:`share_templates`: nbconvert's Jinja templates are compiled once per process, not once per
+  notebook (the same HTML, byte for byte).
 """
 from __future__ import annotations
 
@@ -44,6 +46,55 @@ def drop_torn_cache(config) -> None:
         if not whole:
             log.info(f"Removing a torn mkdocs-jupyter cache entry: {path}")
             path.unlink(missing_ok=True)
+
+
+class _TemplateMemory:
+    """A Jinja bytecode cache in memory, shared by every nbconvert exporter of this process."""
+
+    def __init__(self):
+        import jinja2
+
+        class Memory(jinja2.BytecodeCache):
+            def __init__(self):
+                self.code: dict[str, bytes] = {}
+
+            def load_bytecode(self, bucket) -> None:
+                data = self.code.get(bucket.key)
+                if data is not None:
+                    bucket.bytecode_from_string(data)  # Jinja checks the source's checksum: stale code is dropped
+
+            def dump_bytecode(self, bucket) -> None:
+                self.code[bucket.key] = bucket.bytecode_to_string()
+
+        self.cache = Memory()
+
+
+def share_templates() -> None:
+    """Compile nbconvert's templates once per process instead of once per notebook.
+
+    mkdocs-jupyter makes a new exporter, hence a new Jinja environment, for every notebook it converts
+    (twice: HTML, and Markdown for the table of contents), and compiling the templates again (~600
+    compilations for 38 notebooks) was over half of a cold build's notebook conversion. Jinja's own
+    bytecode cache, held in memory, gives the same HTML byte for byte (issue 8 did this in the old
+    build hook; the engine package had lost it). Without nbconvert (or if its internals move),
+    nothing is changed.
+    """
+    try:
+        from nbconvert.exporters.templateexporter import TemplateExporter
+    except ImportError:
+        return
+    create = TemplateExporter.__dict__.get("_create_environment")
+    if create is None or getattr(create, "spaces_shared", False):
+        return
+    memory = _TemplateMemory().cache
+
+    def _create_environment(self):
+        environment = create(self)
+        environment.bytecode_cache = memory
+        return environment
+
+    _create_environment.spaces_shared = True
+    TemplateExporter._create_environment = _create_environment
 
 
 def _blocks(html: str, opening: str, closing: str):

@@ -40,11 +40,13 @@ from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import jupyter, notebooks, parsing, render
+from . import engine, jupyter, notebooks, parsing, render
 from .cache import Cache, atomic_write
 from .config import DEVICES, EngineError, Options
 from .embed import EmbedOutputsExtension
+from .discovery import pages_of
 from .engine import BuildState, run_build
+from .executor import discard_prestarted
 from .sandbox import repo_snapshot
 
 log = logging.getLogger("mkdocs.plugins.spaces")
@@ -122,9 +124,16 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         self.state = None
         if self.embed not in config.markdown_extensions:
             config.markdown_extensions.append(self.embed)
+        root = Path(config.config_file_path).resolve().parent
+        if not engine.prestart_checked(root):  # `spaces build` started it before MkDocs loaded
+            # The fork server imports torch while MkDocs and the validation work; nothing runs before
+            # the validation passed.
+            try:
+                engine.prestart(root, pages_of(Path(config.docs_dir)), self.options())
+            except PluginError:
+                pass  # the options' error is reported where they are used
         if not self.config.validation:
             return config
-        root = Path(config.config_file_path).resolve().parent
         problems = validate_memoized(root)
         if not problems:
             return config
@@ -136,8 +145,13 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         raise PluginError(f"Validation failed: {len(problems)} problem(s); nothing was executed or built. "
                           f"Fix them and build again (`spaces validate` checks without building):\n{listing}")
 
+    def on_build_error(self, error):
+        discard_prestarted()
+
     def on_pre_build(self, config):
         jupyter.drop_torn_cache(config)
+        if config.plugins.get("mkdocs-jupyter") is not None:
+            jupyter.share_templates()
 
     # ------------------------------------------------------------------------------------------
     # execution and generated files
