@@ -119,7 +119,8 @@ def test_sampling_minimises_the_zero_one_loss(device, generator, seed):
     # bound 0.13 (3x). Scale-aware proposals tried (sweeps at steps = 150, alpha = 0.01, 64 candidates):
     # radius 0.2 |theta| (the error rate is invariant to theta -> c theta) ends above 0.3 on 1 of 200 streams
     # (plain: 54 of 200) -- better, yet not on every stream; per-parameter radii 1/sqrt(diag Fisher) of the
-    # logistic model end above 0.3 on 4-31 of 40. Neither is asserted.
+    # logistic model end above 0.3 on 4-31 of 40. So no rate is asserted; the relative ball's exact scale
+    # symmetry is (next test).
     assert float(errors[0]) > 0.9
     assert float(errors[0] - errors[-1]) > 0.13
     # the error rate has no gradient for gradient descent to follow
@@ -149,9 +150,9 @@ def test_mle_guided_proposal_lowers_the_task_loss_where_unguided_sampling_stalls
     with the same budget (100 steps x 32 candidates, same noise scale), candidates around the MLE
     gradient step lower the error rate far more than zero-mean candidates, which stall.
 
-    Seed sweep (129 of 200 planned seeds done on the loaded machine): the unguided error after 100 steps
-    is >= 0.32 everywhere (start ~0.5); with every candidate guided the final error is <= 0.025, so the
-    gap is >= 0.315 (bound 0.05) and the drop >= 0.425 (bound 0.1). The half-guided mixture of the page
+    Seed sweep of 200 seeds (this test's streams): the unguided error after 100 steps is >= 0.3125
+    everywhere (start ~0.5); with every candidate guided the final error is <= 0.025, so the gap is
+    >= 0.3125 (bound 0.05, 6x) and the drop >= 0.415 (bound 0.1, 4x). The half-guided mixture of the page
     is slower: over 200 seeds its gap was as small as 0.04 on one seed, so it is not what is asserted."""
     features, labels = xor_dataset(400, 30, generator)
     error_rate, logistic, dim = mlp_classifier_losses(features, labels, hidden=8)
