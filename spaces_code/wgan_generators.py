@@ -8,7 +8,8 @@ $g_\theta(z) = a z + b$, $z\sim\mathcal{N}(0, 1)$, so that the true distance has
 $$W_1\big(\mathcal{N}(0, 1), \mathcal{N}(b, a^2)\big) = \mathbb{E}\,|c z - b|
   = c\sqrt{2/\pi}\,e^{-b^2/2c^2} + b\,\mathrm{erf}\big(b/\sqrt{2}c\big).$$
 
-Each generator step sees the same data: ``n_critic`` pairs of batches of $B$ real and $B$ generated samples.
+Each generator step sees the same data: ``n_critic`` pairs of batches of $B$ real and $B$ generated samples,
+and ways 1 and 3 then draw ``n_critic`` $\times B$ fresh generated samples for the generator's own step.
 
 1. ``"wgan-gp"``: a one-hidden-layer ReLU critic $f(x) = \sum_k v_k\,\mathrm{relu}(w_k x + c_k)$, one Adam
    step on each batch pair for $-(\mathbb{E}_p f - \mathbb{E}_q f) + \lambda\,\mathbb{E}(|f'(\hat x)| - 1)^2$,
@@ -133,7 +134,8 @@ def train_generators(method: str, runs: int, config: TrainConfig = TrainConfig()
                 values.append(gap.detach())
             estimate = torch.stack(values).mean(0)
             w, c, v = critic.detach().unbind(1)
-            loss = -relu_critic(theta[:, :1] * draw(runs, cfg.batch) + theta[:, 1:], w, c, v).mean(-1)
+            fresh = theta[:, :1] * draw(runs, cfg.n_critic * cfg.batch) + theta[:, 1:]  # as many as in way 3
+            loss = -relu_critic(fresh, w, c, v).mean(-1)
         elif method == "batch-w1":
             # the exact $W_1(\hat p_B, \hat q_B)$ of each batch pair, differentiated through the sorted samples
             estimate = wasserstein1_1d(real, fake).mean(-1)  # (runs,)
