@@ -288,3 +288,78 @@ def test_output_html_is_escaped_and_failures_shown(tmp_path):
     html = render_output(state.records["snippets/demo/hello.py"], [])
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html and "设备 cpu" in html
     assert environment("cpu")["device"] == "cpu"
+
+
+# --------------------------------------------------------------------------------------------------
+# the fork server started before MkDocs loads (engine.prestart)
+
+
+def _opts(**kw) -> Options:
+    return Options(**dict(dict(jobs=2, device="cpu", timeout=60), **kw))
+
+
+def test_prestart_only_when_something_will_run_and_the_build_takes_that_server(tmp_path, monkeypatch):
+    import functools
+
+    from spaces_build import engine, executor, forkserver
+
+    if not forkserver.available():
+        pytest.skip("the fork server needs Linux")
+    # a light preload: the real one (torch) is tested in tests/test_engine.py
+    monkeypatch.setattr(executor, "ForkServer", functools.partial(forkserver.ForkServer, preload=("json",)))
+    started = []
+    real_start = executor.start_server
+    monkeypatch.setattr(executor, "start_server", lambda env: started.append(env) or real_start(env))
+    root = write(tmp_path, PROJECT)
+    assert not engine.prestart(root, pages(root), _opts(preload=False))  # --no-preload: no server
+    assert not executor._PRESTARTED
+    assert engine.prestart(root, pages(root), _opts(preload=True))  # a cold cache: one server, now
+    assert len(executor._PRESTARTED) == 1 and engine.prestart_checked(root)
+    state = run_build(root, pages(root), _opts(preload=True))
+    assert state.executed == 2 and not started  # the build used the prestarted server
+    assert not executor._PRESTARTED and not engine.prestart_checked(root)
+    assert not engine.prestart(root, pages(root), _opts(preload=True))  # warm: nothing to run, no server
+    assert not executor._PRESTARTED
+
+
+def test_a_prestarted_server_nobody_takes_is_stopped(tmp_path, monkeypatch):
+    import functools
+
+    from spaces_build import engine, executor, forkserver
+
+    if not forkserver.available():
+        pytest.skip("the fork server needs Linux")
+    monkeypatch.setattr(executor, "ForkServer", functools.partial(forkserver.ForkServer, preload=()))
+    root = write(tmp_path, PROJECT)
+    assert engine.prestart(root, pages(root), _opts(preload=True))
+    server = executor._PRESTARTED[0][1]
+    proc = server._proc
+    with pytest.raises(EngineError):  # execution off: the build fails before anything runs
+        run_build(root, pages(root), _opts(preload=True, execute=False))
+    assert not executor._PRESTARTED and proc.poll() is not None  # ... and the server is gone
+
+
+def test_shared_notebook_templates_give_the_same_html(tmp_path):
+    """jupyter.share_templates: nbconvert's templates compiled once per process, same HTML."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+
+    from spaces_build import jupyter
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 标题\n\n文字"),
+                                         nbformat.v4.new_code_cell("print(1)", outputs=[
+                                             nbformat.v4.new_output("stream", name="stdout", text="1\n")])])
+    before = HTMLExporter().from_notebook_node(nb)[0]
+    original = TemplateExporter.__dict__["_create_environment"]
+    try:
+        jupyter.share_templates()
+        jupyter.share_templates()  # idempotent
+        assert TemplateExporter.__dict__["_create_environment"].spaces_shared
+        first = HTMLExporter().from_notebook_node(nb)[0]
+        exporter = HTMLExporter()
+        second = exporter.from_notebook_node(nb)[0]
+        assert exporter.environment.bytecode_cache.code  # the second exporter found compiled templates
+    finally:
+        TemplateExporter._create_environment = original
+    assert before == first == second
