@@ -188,7 +188,7 @@ def _build(config_file: Path, overrides: dict, args) -> int:
     from mkdocs.commands.build import build
     from mkdocs.exceptions import Abort, MkDocsException
 
-    from .executor import discard_prestarted
+    from .engine import forget_prestart
 
     start = time.perf_counter()
     site_dir = str(Path(args.site_dir).resolve()) if args.site_dir else None
@@ -208,7 +208,7 @@ def _build(config_file: Path, overrides: dict, args) -> int:
         logging.getLogger("mkdocs").error(str(exc))
         code = 1
     finally:
-        discard_prestarted()  # a build that failed before its snippets ran
+        forget_prestart()  # a build that failed before its snippets ran
     if not args.quiet:
         verdict = "done" if code == 0 else "FAILED"
         print(f"spaces build: {verdict} in {time.perf_counter() - start:.1f} s "
@@ -237,7 +237,7 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
 
     from .discovery import pages_of
     from .engine import run_build
-    from .executor import discard_prestarted
+    from .engine import forget_prestart
     from .plugin import validate_memoized
     from .shard import parse
 
@@ -269,7 +269,7 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
         print(f"spaces build --execute-only: {exc}", file=sys.stderr)
         return 1
     finally:
-        discard_prestarted()
+        forget_prestart()
     print(f"spaces build --execute-only: {state.executed} executed, {len(state.records) - state.executed} cached "
           f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

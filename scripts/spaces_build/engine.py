@@ -221,6 +221,12 @@ def prestart_checked(root: Path) -> bool:
     return root.resolve() in _PRESTART_CHECKED
 
 
+def forget_prestart() -> None:
+    """After a build that ended before its snippets ran: stop an unused prestarted server, forget the check."""
+    _PRESTART_CHECKED.clear()
+    discard_prestarted()
+
+
 def prestart(root: Path, pages: dict[str, Path], options: Options) -> bool:
     """Start the pre-imported fork server now if this build will execute snippets.
 

@@ -46,7 +46,6 @@ from .config import DEVICES, EngineError, Options
 from .embed import EmbedOutputsExtension
 from .discovery import pages_of
 from .engine import BuildState, run_build
-from .executor import discard_prestarted
 from .sandbox import repo_snapshot
 
 log = logging.getLogger("mkdocs.plugins.spaces")
@@ -146,7 +145,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
                           f"Fix them and build again (`spaces validate` checks without building):\n{listing}")
 
     def on_build_error(self, error):
-        discard_prestarted()
+        engine.forget_prestart()
 
     def on_pre_build(self, config):
         jupyter.drop_torn_cache(config)
