@@ -41,7 +41,7 @@ class BackendProcess:
         context = multiprocessing.get_context("fork")
         self.backend, self.timeout = backend, timeout
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(backend, child_end), daemon=True)
+        self._process = context.Process(target=_serve, args=(backend, child_end, self._connection), daemon=True)
         self._process.start()
         child_end.close()
 
@@ -78,8 +78,9 @@ class BackendProcess:
         self.close()
 
 
-def _serve(backend: str, connection) -> None:
+def _serve(backend: str, connection, parent_end) -> None:
     """The child: import Keras on ``backend`` now, then answer requests until the pipe closes."""
+    parent_end.close()  # the fork copied the parent's end: the pipe closes only once both copies are
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -91,10 +92,11 @@ def _serve(backend: str, connection) -> None:
         from spaces_code.keras_portable import backend_answers
     except BaseException as error:  # noqa: BLE001 - reported to the parent on the pipe
         connection.send(("error", f"{type(error).__name__}: {error}"))
-        return
+        os._exit(1)
     while True:
         try:
             request = connection.recv()
         except EOFError:
-            return
+            # os._exit: no exit handlers inherited from the parent, no wait for JAX's threads to stop
+            os._exit(0)
         connection.send(("ok", backend_answers(*request)))
