@@ -166,14 +166,18 @@ def prestart(config_file: Path, overrides: dict, shard: tuple[int, int] | None =
     """Start the fork server before MkDocs loads its configuration and plugins, if snippets will run
     (``spaces_build.engine.prestart``): its seconds of importing torch overlap with MkDocs' start-up
     and the validation. Never fails: the build's own checks report any problem later."""
-    import dataclasses
-
     try:
         entries = plugin_entries(config_file, overrides)
         if PLUGIN not in entries:
             return False
-        names = {f.name for f in dataclasses.fields(Options)}
-        options = Options(**{k: v for k, v in entries[PLUGIN].items() if k in names})
+        from .plugin import SpacesConfig, options_from
+
+        cfg = SpacesConfig()
+        cfg.load_dict(dict(entries[PLUGIN] or {}))
+        failed, _ = cfg.validate()
+        if failed:
+            return False  # the build reports the option's error when MkDocs loads the plugin
+        options = options_from(cfg)
         options.shard = shard
         docs_dir = config_file.parent / str(read_yaml(config_file).get("docs_dir") or "docs")
         from .discovery import pages_of

@@ -74,6 +74,15 @@ class SpacesConfig(base.Config):
     validation = c.Type(bool, default=True)  # spaces validate before anything runs
 
 
+def options_from(cfg: SpacesConfig, serve: bool = False) -> Options:
+    """The engine's options from the plugin's validated configuration (its one reading of them)."""
+    try:
+        return Options(jobs=cfg.jobs, device=cfg.device, timeout=float(cfg.timeout), keep_going=cfg.keep_going,
+                       serve=serve, sandbox=cfg.sandbox, execute=cfg.execute, preload=cfg.preload)
+    except EngineError as exc:
+        raise PluginError(f"spaces: {exc}") from None
+
+
 @dataclasses.dataclass
 class _Build:
     """What one build learned, for the later events of the same build."""
@@ -104,13 +113,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         self.command = command
 
     def options(self) -> Options:
-        cfg = self.config
-        try:
-            return Options(jobs=cfg.jobs, device=cfg.device, timeout=float(cfg.timeout), keep_going=cfg.keep_going,
-                           serve=self.command == "serve", sandbox=cfg.sandbox, execute=cfg.execute,
-                           preload=cfg.preload)
-        except EngineError as exc:
-            raise PluginError(f"spaces: {exc}") from None
+        return options_from(self.config, serve=self.command == "serve")
 
     @event_priority(90)  # first thing of every build: before any plugin reads a page or a snippet runs
     def on_config(self, config):
