@@ -328,6 +328,10 @@ def test_notebook_has_cells_and_cached_outputs(warm_project):
     assert css and (project / "site" / css.group(1)).stat().st_size > 100_000
     assert len(rendered) < 300_000
     assert "cdnjs" not in rendered and '<script src="">' not in rendered
+    # The figure links to the file the article page shows, instead of a base64 copy in the page.
+    assert "data:image/svg+xml" not in rendered
+    figure = re.search(r'<img[^>]* src="\.\./\.\./(snippet-outputs/[^"]+\.svg)"', rendered)
+    assert figure and figure.group(1) in page(project) and (project / "site" / figure.group(1)).is_file()
     links = re.search(r'<p class="snippet-notebook">.*?</p>', page(project)).group(0)
     assert 'href="../../notebooks/demo/"' in links and 'href="../../notebooks/demo/demo.ipynb"' in links
 

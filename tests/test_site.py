@@ -7,6 +7,7 @@ against the seeds: not one paragraph, formula or ``<eos>`` lost on the way from 
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
 import sys
@@ -51,6 +52,28 @@ def test_strict_build_has_every_page(built_site):
 
 
 @slow
+def test_generated_pages_stay_out_of_search_and_notebook_pages_stay_light(built_site):
+    """The articles (and the modules' index) are indexed; the module pages, notebook pages and the run report repeat what the
+    articles show (or list file names and seconds), so they stay out of the index. A notebook page links
+    its figures to the files the article shows instead of carrying them in base64."""
+    index = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    locations = {doc["location"].split("#")[0] for doc in index["docs"]}
+    assert {"wgan-not-wasserstein/", "performer/", "vmf-vae/"} <= locations
+    assert "code/" in locations  # the modules' index, in the navigation
+    assert not [loc for loc in locations if loc.startswith(("executions/", "code/", "notebooks/")) and loc != "code/"]
+    pages = sorted((built_site / "notebooks").glob("*/index.html"))
+    assert len(pages) >= 38
+    linked = 0
+    for path in pages:
+        html = path.read_text(encoding="utf-8")
+        assert "data:image/svg+xml" not in html, path  # every notebook figure is a snippet figure
+        assert len(html) < 300_000, (path, len(html))
+        for src in re.findall(r'<img[^>]* src="\.\./\.\./(snippet-outputs/[^"]+\.svg)"', html):
+            assert (built_site / src).is_file(), src
+            linked += 1
+    assert linked >= 30
+
+
 def test_archive_and_category_pages(built_site):
     months = {f"{m['date']:%Y/%m}" for _, m, _ in POSTS}
     for month in months:

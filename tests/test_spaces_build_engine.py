@@ -282,6 +282,25 @@ def test_notebook_is_valid_nbformat_with_recorded_outputs(tmp_path):
     assert json.loads(text)["cells"][0]["id"] == "demo-0"
 
 
+def test_notebook_fingerprint_follows_the_outputs_not_only_the_cache_key(tmp_path):
+    """A snippet run again under the same cache key (a timing snippet whose entry was pruned, or came
+    from another shard) shows new output: its notebook must be written again, as its page is."""
+    import dataclasses
+
+    from spaces_build.notebooks import notebook_fingerprint
+
+    root = write(tmp_path, PROJECT)
+    state = run_build(root, pages(root), options())
+    post, records = state.posts["posts/demo.md"], state.articles()["demo"]
+    before = notebook_fingerprint("demo", post, records, None)
+    assert before == notebook_fingerprint("demo", post, list(records), None)
+    first = records[0]
+    for change in ({"output": first.entry.output + "again\n"}, {"figures": ["0" * 64]}):
+        rerun = dataclasses.replace(first, entry=dataclasses.replace(first.entry, **change))
+        assert rerun.entry.key == first.entry.key
+        assert notebook_fingerprint("demo", post, [rerun, *records[1:]], None) != before, change
+
+
 def test_output_html_is_escaped_and_failures_shown(tmp_path):
     root = write(tmp_path, PROJECT)
     state = run_build(root, pages(root), options())

@@ -87,6 +87,32 @@ def test_slim_page_shares_the_stylesheet_and_drops_foreign_scripts():
     assert '<h1 id="_1">标题<a class="anchor-link" href="#_1">' in out  # the table of contents' id
 
 
+def test_slim_page_links_known_figures_and_keeps_unknown_ones_inline():
+    import base64
+    import hashlib
+
+    known, unknown = b"<svg>known</svg>", b"<svg>other</svg>"
+    def img(data):
+        return f'<img alt="" src="data:image/svg+xml;base64,{base64.b64encode(data).decode()}">'
+    html = f'<div class="jupyter-wrapper">{img(known)}<p>x</p>{img(unknown)}</div>'
+    figures = {hashlib.sha256(known).hexdigest(): "snippet-outputs/demo/hello-1.svg"}
+    out = jupyter.slim_page(html, _page([]), {}, figures)
+    assert '<img alt="" src="../../snippet-outputs/demo/hello-1.svg">' in out  # the article's own file
+    assert img(unknown) in out and img(known) not in out
+    assert jupyter.slim_page(html, _page([]), {}) == html  # no figures known: nothing changes
+
+
+def test_slim_page_gives_each_page_its_own_relative_stylesheet_link():
+    css = ".jp-Cell { color: red }\n" * 2000
+    html = f'<style type="text/css">{css}</style><div class="jupyter-wrapper"><p>body</p></div>'
+    deep = types.SimpleNamespace(url="notebooks/a/b/", toc=[])
+    for page, prefix in ((_page([]), "../../"), (deep, "../../../"), (_page([]), "../../")):  # the head is memoised
+        sheets: dict[str, str] = {}
+        out = jupyter.slim_page(html, page, sheets)
+        (uri, kept), = sheets.items()
+        assert kept == css and out == f'<link rel="stylesheet" href="{prefix}{uri}"><div class="jupyter-wrapper"><p>body</p></div>'
+
+
 def test_anchors_left_alone_when_the_counts_differ():
     html = '<h2 id="">a<a class="anchor-link" href="#">¶</a></h2>'
     assert jupyter.align_anchors(html, _page(["x", "y"])) == html

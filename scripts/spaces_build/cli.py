@@ -134,11 +134,12 @@ def read_yaml(config_file: Path) -> dict:
         return yaml_load(fh, loader=get_yaml_loader(config=placeholder_config)) or {}
 
 
-def plugin_entries(config_file: Path, overrides: dict) -> dict:
+def plugin_entries(config_file: Path, overrides: dict, raw: dict | None = None) -> dict:
     """The ``plugins:`` of ``config_file`` as a mapping (name -> options) with ``overrides`` applied to
     the spaces plugin's options. A mapping, because MkDocs empties the one-item dicts of a list as it
-    reads them, and ``mkdocs serve`` reads these again on every rebuild."""
-    raw = read_yaml(config_file)
+    reads them, and ``mkdocs serve`` reads these again on every rebuild. ``raw``: the file as
+    :func:`read_yaml` gave it, when the caller has read it already."""
+    raw = read_yaml(config_file) if raw is None else raw
     entries: dict[str, dict] = {}
     listed = raw.get("plugins") or []
     for entry in listed.items() if isinstance(listed, dict) else listed:
@@ -156,36 +157,40 @@ def plugin_entries(config_file: Path, overrides: dict) -> dict:
     return entries
 
 
-def _load(config_file: Path, overrides: dict, **kwargs):
+def _load(config_file: Path, overrides: dict, raw: dict | None = None, **kwargs):
     from mkdocs.config import load_config
 
-    return load_config(config_file=str(config_file), plugins=plugin_entries(config_file, overrides), **kwargs)
+    return load_config(config_file=str(config_file), plugins=plugin_entries(config_file, overrides, raw), **kwargs)
 
 
-def prestart(config_file: Path, overrides: dict, shard: tuple[int, int] | None = None) -> bool:
+def prestart(config_file: Path, overrides: dict, shard: tuple[int, int] | None = None) -> dict | None:
     """Start the fork server before MkDocs loads its configuration and plugins, if snippets will run
     (``spaces_build.engine.prestart``): its seconds of importing torch overlap with MkDocs' start-up
-    and the validation. Never fails: the build's own checks report any problem later."""
+    and the validation. Never fails: the build's own checks report any problem later. Returns
+    mkdocs.yml as :func:`read_yaml` read it (``None`` if it could not), for :func:`_load`."""
+    raw = None
     try:
-        entries = plugin_entries(config_file, overrides)
+        raw = read_yaml(config_file)
+        entries = plugin_entries(config_file, overrides, raw)
         if PLUGIN not in entries:
-            return False
+            return raw
         from .plugin import SpacesConfig, options_from
 
         cfg = SpacesConfig()
         cfg.load_dict(dict(entries[PLUGIN] or {}))
         failed, _ = cfg.validate()
         if failed:
-            return False  # the build reports the option's error when MkDocs loads the plugin
+            return raw  # the build reports the option's error when MkDocs loads the plugin
         options = options_from(cfg)
         options.shard = shard
-        docs_dir = config_file.parent / str(read_yaml(config_file).get("docs_dir") or "docs")
+        docs_dir = config_file.parent / str(raw.get("docs_dir") or "docs")
         from .discovery import pages_of
         from .engine import prestart as engine_prestart
 
-        return engine_prestart(config_file.parent, pages_of(docs_dir), options)
+        engine_prestart(config_file.parent, pages_of(docs_dir), options)
     except Exception:  # noqa: BLE001 - an optimisation only
-        return False
+        pass
+    return raw
 
 
 def _build(config_file: Path, overrides: dict, args) -> int:
@@ -197,9 +202,9 @@ def _build(config_file: Path, overrides: dict, args) -> int:
     start = time.perf_counter()
     site_dir = str(Path(args.site_dir).resolve()) if args.site_dir else None
     code = 0
-    prestart(config_file, overrides)
+    raw = prestart(config_file, overrides)
     try:
-        config = _load(config_file, overrides, site_dir=site_dir, strict=not args.no_strict)
+        config = _load(config_file, overrides, raw, site_dir=site_dir, strict=not args.no_strict)
         config.plugins.on_startup(command="build", dirty=False)
         try:
             build(config)
@@ -250,9 +255,9 @@ def _execute_only(config_file: Path, overrides: dict, shard_spec: str | None) ->
         early_shard = parse(shard_spec) if shard_spec else None
     except ValueError:
         early_shard = None
-    prestart(config_file, overrides, early_shard)
+    raw = prestart(config_file, overrides, early_shard)
     try:
-        config = _load(config_file, overrides)
+        config = _load(config_file, overrides, raw)
         plugin = config.plugins.get(PLUGIN)
         if plugin is None:
             raise EngineError(f"{config_file} lists no '{PLUGIN}' plugin")

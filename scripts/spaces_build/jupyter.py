@@ -7,7 +7,8 @@ this module adjusts what it produces, in three documented ways, each tested in
 - :func:`drop_torn_cache`: mkdocs-jupyter writes its render cache non-atomically; after a build killed
   mid-write, the next one would crash on the torn JSON, so such entries are removed first;
 - :func:`slim_page`: the ~575 kB stylesheet it inlines into every notebook page becomes one shared
-  file, and the scripts it adds that this site does not use (an empty ``<script src="">``, a MathJax 2
+  file, each figure inlined as a base64 ``data:`` URI links to the same SVG file the article page shows,
+  and the scripts it adds that this site does not use (an empty ``<script src="">``, a MathJax 2
   configuration, a Mermaid loader from a CDN) go: the site's pages request nothing from other hosts;
 - :func:`align_anchors`: nbconvert derives heading ids from ASCII letters only (a Chinese heading gets
   ``id=""``), while the table of contents links to Python-Markdown's ids: headings get those ids;
@@ -16,6 +17,8 @@ this module adjusts what it produces, in three documented ways, each tested in
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import re
@@ -101,7 +104,7 @@ def _blocks(html: str, opening: str, closing: str):
     """(start, end) of each ``opening ... closing`` block, found with str.find (pages are ~1 MB)."""
     pos = 0
     while (start := html.find(opening, pos)) >= 0:
-        end = html.find(closing, start)
+        end = html.find(closing, start + len(opening))
         if end < 0:
             return
         end += len(closing)
@@ -109,36 +112,84 @@ def _blocks(html: str, opening: str, closing: str):
         pos = end
 
 
-def slim_page(html: str, page, stylesheets: dict[str, str]) -> str:
-    """Trim what mkdocs-jupyter puts into every notebook page (``stylesheets`` collects site path -> CSS).
-
-    - its ~575 kB stylesheet, inlined in each page, becomes one shared file (written in on_post_build);
-    - ``<script src="">`` and the MathJax 2 configuration (the site loads MathJax 3 itself; the
-      notebooks hold no math) go, and so does the Mermaid loader that imports from a CDN (no
-      notebook holds a diagram): pages of this site make no requests to other hosts.
-    """
-    cuts = []  # (start, end, replacement)
-    for start, end in _blocks(html, '<style type="text/css">', "</style>"):
-        css = html[start + len('<style type="text/css">'):end - len("</style>")]
-        if len(css) >= 20_000:
-            uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
-            stylesheets[uri] = css
-            cuts.append((start, end, f'<link rel="stylesheet" href="{get_relative_url(uri, page.url)}">'))
-    for start, end in _blocks(html, '<script type="text/x-mathjax-config">', "</script>"):
-        cuts.append((start, end, ""))
-    for start, end in _blocks(html, '<script type="module">', "</script>"):
-        if "cdnjs.cloudflare.com" in html[start:end] and "mermaid" in html[start:end]:
-            cuts.append((start, end, ""))
-    for start, end in _blocks(html, '<script src="">', "</script>"):
-        cuts.append((start, end, ""))
+def _cut(html: str, cuts: list) -> list:
+    """``html`` as pieces, each ``(start, end, replacement)`` of ``cuts`` replaced (overlaps: the first wins)."""
     parts, pos = [], 0
-    for start, end, replacement in sorted(cuts):
+    for start, end, replacement in sorted(cuts, key=lambda cut: cut[:2]):
         if start < pos:
             continue
         parts += [html[pos:start], replacement]
         pos = end
     parts.append(html[pos:])
-    return align_anchors("".join(parts), page)
+    return parts
+
+
+class _Sheet(str):
+    """A piece of a slimmed head: the site path of a shared stylesheet, linked relative to each page."""
+
+
+_WRAPPER = '<div class="jupyter-wrapper">'  # where mkdocs-jupyter's notebook body starts
+_HEAD_MEMO: list = []  # [(head, pieces, stylesheets)]: the head mkdocs-jupyter writes is the same on every page
+
+
+def _slim_head(head: str) -> tuple[list, dict[str, str]]:
+    if _HEAD_MEMO and _HEAD_MEMO[0][0] == head:  # ~600 kB compared, not parsed again
+        return _HEAD_MEMO[0][1], _HEAD_MEMO[0][2]
+    cuts, sheets = [], {}
+    for start, end in _blocks(head, '<style type="text/css">', "</style>"):
+        css = head[start + len('<style type="text/css">'):end - len("</style>")]
+        if len(css) >= 20_000:
+            uri = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+            sheets[uri] = css
+            cuts.append((start, end, _Sheet(uri)))
+    for start, end in _blocks(head, '<script type="text/x-mathjax-config">', "</script>"):
+        cuts.append((start, end, ""))
+    for start, end in _blocks(head, '<script type="module">', "</script>"):
+        if "cdnjs.cloudflare.com" in head[start:end] and "mermaid" in head[start:end]:
+            cuts.append((start, end, ""))
+    for start, end in _blocks(head, '<script src="">', "</script>"):
+        cuts.append((start, end, ""))
+    pieces = _cut(head, cuts)
+    _HEAD_MEMO[:] = [(head, pieces, sheets)]
+    return pieces, sheets
+
+
+def slim_page(html: str, page, stylesheets: dict[str, str], figures: dict[str, str] | None = None) -> str:
+    """Trim what mkdocs-jupyter puts into every notebook page (``stylesheets`` collects site path -> CSS).
+
+    - its ~575 kB stylesheet, inlined in each page, becomes one shared file (written in on_post_build);
+    - ``<script src="">`` and the MathJax 2 configuration (the site loads MathJax 3 itself; the
+      notebooks hold no math) go, and so does the Mermaid loader that imports from a CDN (no
+      notebook holds a diagram): pages of this site make no requests to other hosts;
+    - a figure inlined as ``src="data:image/svg+xml;base64,..."`` whose SVG is one of ``figures``
+      (sha256 of the SVG's bytes -> its file's site path) links to that file instead, the one the
+      article page shows: the 38 notebook pages held 9.4 MB of base64, and a reader who has read the
+      article has the figures cached already. An SVG not in ``figures`` stays inlined.
+
+    The stylesheet and the scripts are in the part before the notebook's body (``_WRAPPER``), the
+    same ~600 kB on every page: it is slimmed once per process and compared, not searched, afterwards.
+    """
+    split = html.find(_WRAPPER)
+    head, body = (html[:split], html[split:]) if split >= 0 else (html, "")
+    pieces, sheets = _slim_head(head)
+    stylesheets.update(sheets)
+    out = "".join(f'<link rel="stylesheet" href="{get_relative_url(piece, page.url)}">'
+                  if isinstance(piece, _Sheet) else piece for piece in pieces) + body
+    if figures:
+        cuts = []
+        for start, end in _blocks(out, _SVG_DATA, '"'):
+            try:
+                data = base64.b64decode(out[start + len(_SVG_DATA):end - 1], validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            uri = figures.get(hashlib.sha256(data).hexdigest())
+            if uri is not None:
+                cuts.append((start, end, f'src="{get_relative_url(uri, page.url)}"'))
+        out = "".join(_cut(out, cuts))
+    return align_anchors(out, page)
+
+
+_SVG_DATA = 'src="data:image/svg+xml;base64,'
 
 
 _NB_HEADING = re.compile(r'<h([1-6]) id="([^"]*)">(.*?)<a class="anchor-link" href="#[^"]*">')

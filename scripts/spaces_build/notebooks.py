@@ -76,5 +76,9 @@ def notebook_fingerprint(article: str, post: Post | None, records: list[Record],
         _SELF_SHA = hashlib.sha256(Path(__file__).read_bytes() + nbformat.__version__.encode()).hexdigest()
     shown = [article, post and [post.title, post.source_url], url, platform.python_version(), _SELF_SHA]
     for r in records:
-        shown.append([r.snippet.rel, r.snippet.sha256, r.status, r.entry.key if r.entry else None, r.output])
+        # The entry's own outputs, not only its key: a snippet run again under the same key (a timing
+        # snippet, after its entry was pruned or came from another shard) shows new text and figures.
+        e = r.entry
+        outputs = [e.key, e.output, e.truncated, e.output_bytes, e.output_tail, e.figures] if e else None
+        shown.append([r.snippet.rel, r.snippet.sha256, r.snippet.timing_dependent, r.status, outputs, r.output])
     return hashlib.sha256(json.dumps(shown).encode()).hexdigest()

@@ -90,6 +90,7 @@ class _Build:
     root: Path
     build: BuildState
     figure_uris: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # snippet rel -> src_uris
+    figure_files: dict[str, str] = dataclasses.field(default_factory=dict)  # SVG sha256 -> its site path
     notebooks: dict[str, Path] = dataclasses.field(default_factory=dict)  # article -> .cache/notebooks file
     notebook_css: dict[str, str] = dataclasses.field(default_factory=dict)  # site path -> stylesheet
     code_fences: dict[str, str] = dataclasses.field(default_factory=dict)  # code page src_uri -> fence
@@ -176,8 +177,10 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
                 uris = []
                 for i, sha in enumerate(record.entry.figures, start=1):
                     uri = render.figure_src_uri(rel, i)
-                    _add(files, File.generated(config, uri, abs_src_path=str(cache.figure_path(sha))))
+                    figure = File.generated(config, uri, abs_src_path=str(cache.figure_path(sha)))
+                    _add(files, figure)
                     uris.append(uri)
+                    state.figure_files.setdefault(sha, figure.url)
                 state.figure_uris[rel] = uris
 
         self._add_code_pages(files, config)
@@ -194,8 +197,10 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
                              dest_dir=config.site_dir, use_directory_urls=config.use_directory_urls))
             state.notebooks[article] = path
 
+        # Out of the search index, like the module and notebook pages: its rows are file names and
+        # seconds, which the articles' own pages (indexed) already name.
         _add(files, File.generated(config, EXECUTIONS_PAGE,
-                                   content=f"# 代码运行记录\n\n本站每段代码都由构建在独立进程中实际运行；"
+                                   content=f"---\nsearch:\n  exclude: true\n---\n\n# 代码运行记录\n\n本站每段代码都由构建在独立进程中实际运行；"
                                            f"代码及其导入的模块都没有改动时，直接使用缓存的结果。"
                                            f"机器可读的版本：[executions.json](executions.json)。\n\n"
                                            f"{EXECUTIONS_MARK}\n"))
@@ -298,7 +303,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         build = state.build
         if src_uri.startswith(f"{NOTEBOOK_DIR}/") and src_uri.endswith(".ipynb"):
             page.meta["search"] = {"exclude": True}  # the article page already holds the same code
-            return jupyter.slim_page(html, page, state.notebook_css)
+            return jupyter.slim_page(html, page, state.notebook_css, state.figure_files)
         if src_uri == EXECUTIONS_PAGE:
             return html.replace(EXECUTIONS_MARK, render.render_executions_table(
                 build, lambda record: _page_url_of(record, page, files)))
