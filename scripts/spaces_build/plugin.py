@@ -19,7 +19,9 @@ On every build (``mkdocs build``, ``mkdocs serve``, ``spaces build``) it
 - embeds each output after its code block through the Markdown extension ``spaces_build.embed``;
 - generates ``code/<module>.md`` for every module of ``spaces_code``, ``notebooks/<slug>.ipynb`` per
   article (rendered by mkdocs-jupyter, see ``spaces_build.jupyter``), ``executions.md`` and
-  ``executions.json``.
+  ``executions.json``;
+- keeps the finished module and notebook pages in ``.cache/pages`` and serves them again while
+  nothing they are made of has changed (``spaces_build.pagecache``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import logging
 import posixpath
 import sys
 import time
+import types
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -40,7 +43,7 @@ from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import engine, jupyter, notebooks, parsing, render
+from . import engine, jupyter, notebooks, pagecache, parsing, render
 from .cache import Cache, atomic_write
 from .config import DEVICES, EngineError, Options
 from .embed import EmbedOutputsExtension
@@ -92,9 +95,14 @@ class _Build:
     figure_uris: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # snippet rel -> src_uris
     figure_files: dict[str, str] = dataclasses.field(default_factory=dict)  # SVG sha256 -> its site path
     notebooks: dict[str, Path] = dataclasses.field(default_factory=dict)  # article -> .cache/notebooks file
+    notebook_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # article -> fingerprint (on_nav)
     notebook_css: dict[str, str] = dataclasses.field(default_factory=dict)  # site path -> stylesheet
     code_fences: dict[str, str] = dataclasses.field(default_factory=dict)  # code page src_uri -> fence
     code_html: set[Path] = dataclasses.field(default_factory=set)  # highlighted sources used
+    pages: pagecache.PageCache | None = None  # finished generated pages (spaces_build.pagecache)
+    site_key: str | None = None  # what every generated page shares, from on_nav
+    from_cache: set[str] = dataclasses.field(default_factory=set)  # src_uris rendered from the cache
+    to_store: dict[str, str] = dataclasses.field(default_factory=dict)  # src_uri -> key, stored on_post_page
     page: object = None  # the page being rendered
     files: Files | None = None
 
@@ -106,6 +114,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         self.command = "build"
         self.state: _Build | None = None
         self.embed = EmbedOutputsExtension(source=self)
+        self.warnings: pagecache.WarningCount | None = None
 
     # ------------------------------------------------------------------------------------------
     # options and validation
@@ -150,8 +159,18 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
 
     def on_build_error(self, error):
         engine.forget_prestart()
+        self._stop_counting()
+
+    def _stop_counting(self) -> None:
+        if self.warnings is not None:
+            logging.getLogger("mkdocs").removeHandler(self.warnings)
+            self.warnings = None
 
     def on_pre_build(self, config):
+        # Generated pages are stored for the next build only if this one logs no warning.
+        self._stop_counting()
+        self.warnings = pagecache.WarningCount()
+        logging.getLogger("mkdocs").addHandler(self.warnings)
         jupyter.drop_torn_cache(config)
         if config.plugins.get("mkdocs-jupyter") is not None:
             jupyter.share_templates()
@@ -168,7 +187,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             build = run_build(root, pages, self.options())
         except EngineError as exc:
             raise PluginError(str(exc)) from None
-        state = self.state = _Build(root, build, files=files)
+        state = self.state = _Build(root, build, files=files, pages=pagecache.PageCache(root))
         cache = Cache(root)
 
         # Figures: generated files backed by the content-addressed cache (copied, never re-rendered).
@@ -259,6 +278,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             # Rewrite only when something it shows changed: untouched bytes also keep mkdocs-jupyter's
             # own render cache warm.
             fingerprint = notebooks.notebook_fingerprint(article, post, records, url)
+            state.notebook_keys[article] = fingerprint
             key_file = path.with_suffix(".key")
             try:
                 if path.exists() and key_file.read_text() == fingerprint:
@@ -267,7 +287,59 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
                 pass
             atomic_write(path, notebooks.notebook(article, post, records, cache, url).encode("utf-8"))
             atomic_write(key_file, fingerprint.encode())
+        state.site_key = pagecache.site_key(config, nav, files)
         return nav
+
+    def on_env(self, env, config, files):
+        """The template of pages rendered from the cache (``spaces_build.pagecache``): their stored HTML."""
+        import jinja2
+
+        env.loader = jinja2.ChoiceLoader([env.loader, jinja2.DictLoader(
+            {pagecache.TEMPLATE: pagecache.TEMPLATE_SOURCE})])
+        return env
+
+    @event_priority(-50)  # after mkdocs-jupyter's on_pre_page, which sets a notebook page's render
+    def on_pre_page(self, page, config, files):
+        """A module or notebook page whose inputs are unchanged since a build stored it: its stored HTML."""
+        state = self.state
+        if state is None or state.site_key is None or state.pages is None:
+            return page
+        src_uri = page.file.src_uri
+        if src_uri in state.code_fences:
+            inputs = [page.file.content_string, state.code_fences[src_uri]]
+        elif src_uri.startswith(f"{NOTEBOOK_DIR}/") and src_uri.endswith(".ipynb"):
+            # The notebook's fingerprint stands for its bytes: equal fingerprints, equal notebooks
+            # (notebooks.notebook_fingerprint), and on_nav has just written the notebook to match it.
+            fingerprint = state.notebook_keys.get(src_uri[len(NOTEBOOK_DIR) + 1:-len(".ipynb")])
+            if fingerprint is None:
+                return page
+            inputs = [fingerprint]
+        else:
+            return page
+        key = pagecache.page_key(state.site_key, page, inputs)
+        entry = state.pages.load(key)
+        sheets = {}
+        for uri in (entry or {}).get("stylesheets") or []:  # the notebook stylesheet it links
+            sheets[uri] = state.notebook_css.get(uri) or state.pages.asset(uri)
+        if entry is None or not all(sheets.values()):
+            state.to_store[src_uri] = key
+            return page
+        state.notebook_css.update(sheets)
+        page.render = types.MethodType(pagecache.rendered(entry), page)
+        state.from_cache.add(src_uri)
+        return page
+
+    @event_priority(-100)  # the last: what is stored is what MkDocs writes
+    def on_post_page(self, output, page, config):
+        state = self.state
+        if state is not None and state.pages is not None:
+            key = state.to_store.pop(page.file.src_uri, None)
+            if key is not None:
+                sheets = {}
+                if page.file.src_uri.startswith(f"{NOTEBOOK_DIR}/"):
+                    sheets = {uri: css for uri, css in state.notebook_css.items() if uri in output}
+                state.pages.stage(key, page, output, sheets)
+        return output
 
     # ------------------------------------------------------------------------------------------
     # pages
@@ -303,7 +375,13 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         build = state.build
         if src_uri.startswith(f"{NOTEBOOK_DIR}/") and src_uri.endswith(".ipynb"):
             page.meta["search"] = {"exclude": True}  # the article page already holds the same code
+            if src_uri in state.from_cache:
+                return html
             return jupyter.slim_page(html, page, state.notebook_css, state.figure_files)
+        if src_uri in state.from_cache:
+            if src_uri in state.code_fences:  # its highlighted source stays in .cache/code-html too
+                self._highlighted_path(state.code_fences[src_uri], config)
+            return html
         if src_uri == EXECUTIONS_PAGE:
             return html.replace(EXECUTIONS_MARK, render.render_executions_table(
                 build, lambda record: _page_url_of(record, page, files)))
@@ -336,6 +414,18 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         extensions touch a fenced block, so rendering it alone gives the bytes the whole page would.
         """
         import markdown
+
+        path, options = self._highlighted_path(fence, config)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            pass
+        html = markdown.Markdown(extensions=list(HIGHLIGHT_EXTENSIONS), extension_configs=options).convert(fence)
+        atomic_write(path, html.encode("utf-8"))
+        return html
+
+    def _highlighted_path(self, fence: str, config) -> tuple[Path, dict]:
+        """Where :meth:`_highlighted` keeps ``fence``'s HTML (marked as used by this build), and the options."""
         import pygments
         import pymdownx
 
@@ -345,13 +435,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             default=lambda o: getattr(o, "__qualname__", type(o).__name__)).encode()).hexdigest()
         path = self.state.root / ".cache" / CODE_HTML_DIR / f"{key}.html"
         self.state.code_html.add(path)
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError:
-            pass
-        html = markdown.Markdown(extensions=list(HIGHLIGHT_EXTENSIONS), extension_configs=options).convert(fence)
-        atomic_write(path, html.encode("utf-8"))
-        return html
+        return path, options
 
     def on_post_build(self, config):
         state = self.state
@@ -361,8 +445,18 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             path = Path(config.site_dir) / uri
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(css, encoding="utf-8")
+        if state.pages is not None:
+            if self.warnings is not None and self.warnings.count == 0:
+                stored = state.pages.commit()
+                if stored:
+                    log.debug(f"Stored {stored} generated page(s) for the next build")
+            state.pages.prune()
+        self._stop_counting()
         Cache(state.root).prune(state.build.lookups)
         _prune_code_html(state.root, state.code_html)
+
+    def on_shutdown(self):
+        self._stop_counting()
 
 
 def _add(files: Files, file: File) -> None:
