@@ -94,6 +94,16 @@ def test_plain_config_drops_only_the_execution_plugin(tmp_path):
     assert all(line.startswith("      ") or not line.strip() for line in removed[1:])  # its options
 
 
+def test_page_cache_switch_is_one_option_of_the_execution_plugin(tmp_path):
+    from spaces_build.cli import read_yaml
+
+    path = tmp_path / "mkdocs.yml"
+    path.write_text(bench.without_page_cache((REPO / "mkdocs.yml").read_text(encoding="utf-8")), encoding="utf-8")
+    entries = [p for p in read_yaml(path)["plugins"] if isinstance(p, dict) and "spaces" in p]
+    assert len(entries) == 1 and entries[0]["spaces"]["page_cache"] is False
+    assert entries[0]["spaces"]["jobs"] == 0  # the other options kept
+
+
 def test_module_to_touch_is_shared_but_not_universal():
     counts = {"spaces_code/__init__.py": 40, "spaces_code/runtime.py": 38, "spaces_code/masks.py": 10,
               "spaces_code/rope.py": 3}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_engine import MKDOCS_YML, build, make_project
+from test_engine import MKDOCS_YML, SPACES_PLUGIN, build, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,9 @@ def test_stored_pages_are_the_rendered_ones_and_follow_every_input(tmp_path):
     assert len(entries(project)) == len(GENERATED)
     assert '<link rel="stylesheet" href="../../assets/stylesheets/jupyter-' in fresh["notebooks/demo/index.html"]
 
-    ok(build(project))  # nothing changed: the same bytes (from the cache, as the mark shows below)
+    again = build(project)  # nothing changed: the same bytes (from the cache, as the mark shows below)
+    ok(again)
+    assert f"Generated pages: {len(GENERATED)} from .cache/pages, 0 rendered" in again.stderr
     assert {rel: site_page(project, rel) for rel in GENERATED} == fresh
     css = (project / "site/assets/stylesheets").glob("jupyter-*.css")
     assert [p.stat().st_size > 100_000 for p in css] == [True]  # the notebook stylesheet is still written
@@ -94,3 +96,14 @@ def test_a_build_that_warns_stores_no_page(tmp_path):
     (project / "docs/about.md").write_text("# About\n", encoding="utf-8")
     ok(build(project))
     assert len(entries(project)) == len(GENERATED)
+
+
+def test_page_cache_false_renders_every_page_and_stores_none(tmp_path):
+    off = MKDOCS_YML.replace(SPACES_PLUGIN, SPACES_PLUGIN + "      page_cache: false\n")
+    assert off != MKDOCS_YML
+    project = make_project(tmp_path / "project", mkdocs_yml=off)
+    ok(build(project))
+    proc = build(project)
+    ok(proc)
+    assert entries(project) == [] and "Generated pages:" not in proc.stderr
+    assert "VALUE" in site_page(project, "code/unused/index.html")

@@ -9,6 +9,7 @@ Registered by the entry point ``mkdocs.plugins: spaces`` (pyproject.toml) and co
           timeout: 300                         # seconds per snippet
           keep_going: false                    # run them all and report every failure
           validation: true                     # spaces validate before anything runs
+          page_cache: true                     # unchanged module/notebook pages from .cache/pages
 
 On every build (``mkdocs build``, ``mkdocs serve``, ``spaces build``) it
 
@@ -75,6 +76,7 @@ class SpacesConfig(base.Config):
     execute = c.Type(bool, default=_DEFAULTS.execute)
     preload = c.Type(bool, default=_DEFAULTS.preload)
     validation = c.Type(bool, default=True)  # spaces validate before anything runs
+    page_cache = c.Type(bool, default=True)  # serve unchanged module/notebook pages from .cache/pages
 
 
 def options_from(cfg: SpacesConfig, serve: bool = False) -> Options:
@@ -187,7 +189,8 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             build = run_build(root, pages, self.options())
         except EngineError as exc:
             raise PluginError(str(exc)) from None
-        state = self.state = _Build(root, build, files=files, pages=pagecache.PageCache(root))
+        pages = pagecache.PageCache(root) if self.config.page_cache else None
+        state = self.state = _Build(root, build, files=files, pages=pages)
         cache = Cache(root)
 
         # Figures: generated files backed by the content-addressed cache (copied, never re-rendered).
@@ -446,10 +449,9 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(css, encoding="utf-8")
         if state.pages is not None:
-            if self.warnings is not None and self.warnings.count == 0:
-                stored = state.pages.commit()
-                if stored:
-                    log.debug(f"Stored {stored} generated page(s) for the next build")
+            stored = state.pages.commit() if self.warnings is not None and self.warnings.count == 0 else 0
+            log.info(f"Generated pages: {len(state.from_cache)} from .cache/pages, "
+                     f"{len(state.pages.staged) + stored} rendered ({stored} stored)")
             state.pages.prune()
         self._stop_counting()
         Cache(state.root).prune(state.build.lookups)
