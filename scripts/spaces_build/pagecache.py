@@ -98,7 +98,7 @@ def _folder_digest(folder: str | None, suffix: str = "") -> list:
     out = []
     for dirpath, dirnames, names in sorted(os.walk(folder)):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        for name in sorted(n for n in names if n.endswith(suffix)):
+        for name in sorted(n for n in names if n.endswith(suffix) and not n.endswith(".pyc")):
             path = os.path.join(dirpath, name)
             with open(path, "rb") as fh:
                 out.append([os.path.relpath(path, folder), hashlib.sha256(fh.read()).hexdigest()])
@@ -125,7 +125,7 @@ def site_key(config, nav, files) -> str:
         sorted((f.src_uri, f.url) for f in files),
         _folder_digest(getattr(theme, "custom_dir", None)),
         [(name, _version(name)) for name in VERSIONED],
-        _folder_digest(str(_PACKAGE), ".py"),
+        _folder_digest(str(_PACKAGE)),  # the engine, with mathrender's worker.js
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
