@@ -244,15 +244,20 @@ def test_instant_navigation_shows_the_new_page(page, site_server, built_posts):
     page.recorder.reset()
     start = len(loads)
     while route:
+        # The page being left keeps its <h1> until instant navigation swaps the content in: mark it,
+        # and wait for an unmarked one (the URL changes first; reading right then counted the old page).
         clicked = page.evaluate(
-            "(slugs) => { for (const a of document.querySelectorAll('article a[href]')) {"
+            "(slugs) => { const old = document.querySelector('article.md-content__inner h1');"
+            " if (old) old.dataset.spacesLeft = '1';"
+            " for (const a of document.querySelectorAll('article a[href]')) {"
             " const path = new URL(a.href, location.href).pathname;"
             " const slug = slugs.find(s => path.endsWith('/' + s + '/'));"
             " if (slug) { a.click(); return slug; } } return null; }", route)
         assert clicked, f"no link to any of {route} on the page"
         route.remove(clicked)
-        page.wait_for_function("(slug) => location.pathname.endsWith('/' + slug + '/') && "
-                               "document.querySelector('article.md-content__inner h1')", arg=clicked)
+        page.wait_for_function("(slug) => { const h1 = document.querySelector('article.md-content__inner h1');"
+                               " return location.pathname.endsWith('/' + slug + '/') && h1 && !h1.dataset.spacesLeft; }",
+                               arg=clicked)
         page.wait_for_load_state("load")
         stats = page.evaluate(INSPECT)
         problems += check(stats, tex[clicked], f"{clicked} (instant)")
