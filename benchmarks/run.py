@@ -13,7 +13,9 @@ Scenarios, in this order, all in one run so that ratios compare like with like:
 
 - ``cold_seconds``: ``scripts/build.py`` from an empty cache (every snippet executed, site written),
   with ``--jobs`` (default: the number of cores); ``peak_memory_mb`` is the build process's own peak
-  resident memory (VmHWM), ``peak_tree_memory_mb`` that of the build and its snippet processes together.
+  resident memory (VmHWM), ``peak_tree_memory_mb`` that of the build and its snippet processes together
+  (their RSS summed: a page the forked snippets share with the fork server counts once per process),
+  ``peak_tree_pss_mb`` the same with each process's proportional set size (shared pages counted once).
 - ``parallel_speedup``: the execution phase alone (the engine's "executed N in T s" line) of a second
   cold build, run right after the first with ``--jobs 1``, over that of the first (``--jobs N``).
   Timing-dependent snippets run one at a time in both (by design), and count in both.
@@ -118,9 +120,9 @@ class Run:
     """One timed build: wall and CPU seconds, peak memory, output."""
 
     def __init__(self, wall: float, cpu: float, code: int, output: str, peak_mb: float | None,
-                 tree_peak_mb: float | None):
+                 tree_peak_mb: float | None, tree_pss_mb: float | None = None):
         self.wall, self.cpu, self.code, self.output = wall, cpu, code, output
-        self.peak_mb, self.tree_peak_mb = peak_mb, tree_peak_mb
+        self.peak_mb, self.tree_peak_mb, self.tree_pss_mb = peak_mb, tree_peak_mb, tree_pss_mb
 
     def exec_phase(self) -> float | None:
         m = EXEC_LINE.search(self.output)
@@ -168,14 +170,29 @@ def _status_kb(pid: int, field: bytes) -> int | None:
     return None
 
 
+def _pss_kb(pid: int) -> int | None:
+    """Proportional set size: each page shared by N processes counts 1/N in each (Linux >= 4.14)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class _MemoryWatch(threading.Thread):
-    """Samples (every 0.2 s) the build's own peak RSS and the RSS of the build and its descendants."""
+    """Samples (every 0.2 s) the build's own peak RSS and, over the build and its descendants, the sum
+    of their RSS and the sum of their PSS. Snippet processes forked from the pre-imported server share
+    its pages (torch's libraries): the RSS sum counts those pages once per process, the PSS sum once."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid = pid
         self.own_kb = 0
         self.tree_kb = 0
+        self.tree_pss_kb = 0
         self.done = threading.Event()
 
     def run(self):
@@ -185,12 +202,14 @@ class _MemoryWatch(threading.Thread):
             hwm = _status_kb(self.pid, b"VmHWM:")
             if hwm:
                 self.own_kb = max(self.own_kb, hwm)
-            kids, total, todo = _children(), 0, [self.pid]
+            kids, total, pss, todo = _children(), 0, 0, [self.pid]
             while todo:
                 pid = todo.pop()
                 total += _status_kb(pid, b"VmRSS:") or 0
+                pss += _pss_kb(pid) or 0
                 todo += kids.get(pid, [])
             self.tree_kb = max(self.tree_kb, total)
+            self.tree_pss_kb = max(self.tree_pss_kb, pss)
             self.done.wait(0.2)
 
 
@@ -219,7 +238,7 @@ def run_build(cmd: list[str], cwd: Path, timeout: float = 3600) -> Run:
     log.close()
     mb = lambda kb: round(kb / 1024, 1) if kb else None  # noqa: E731
     return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, output, mb(watch.own_kb),
-               mb(watch.tree_kb))
+               mb(watch.tree_kb), mb(watch.tree_pss_kb))
 
 
 def build_cmd(site: Path, jobs: int, device: str, *extra: str) -> list[str]:
@@ -676,7 +695,8 @@ def main(argv: list[str] | None = None) -> int:
         results.update(cold_seconds=round(cold.wall, 2), cold_cpu_seconds=round(cold.cpu, 2),
                        cold_executed=executed(site), snippets=snippets,
                        cold_execution_phase_seconds=cold.exec_phase(),
-                       peak_memory_mb=cold.peak_mb, peak_tree_memory_mb=cold.tree_peak_mb)
+                       peak_memory_mb=cold.peak_mb, peak_tree_memory_mb=cold.tree_peak_mb,
+                       peak_tree_pss_mb=cold.tree_pss_mb)
         rows = json.loads((site / "executions.json").read_text(encoding="utf-8"))
         slowest = sorted(rows, key=lambda r: -(r["seconds"] or 0))[:5]
         results["slowest_snippets"] = [[r["snippet"], r["seconds"], r["peak_memory_mb"]] for r in slowest]
@@ -855,7 +875,8 @@ ROWS = [
     ("cold_seconds", "cold build, every snippet executed (s)", "< 300"),
     ("cold_execution_phase_seconds", "  of which snippet execution (s)", None),
     ("peak_memory_mb", "  peak memory of the build process (MB)", None),
-    ("peak_tree_memory_mb", "  peak memory, build + snippet processes (MB)", None),
+    ("peak_tree_memory_mb", "  peak memory, build + snippet processes, RSS summed (MB)", None),
+    ("peak_tree_pss_mb", "  the same, PSS summed: shared pages counted once (MB)", None),
     ("warm_seconds", "warm rebuild, nothing changed (s, median)", None),
     ("plain_mkdocs_seconds", "plain mkdocs build, no execution hook (s, median)", None),
     ("warm_over_plain", "warm / plain", "<= 1.1"),

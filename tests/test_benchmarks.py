@@ -104,6 +104,33 @@ def test_page_cache_switch_is_one_option_of_the_execution_plugin(tmp_path):
     assert entries[0]["spaces"]["jobs"] == 0  # the other options kept
 
 
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux >= 4.14 (smaps_rollup)")
+def test_pss_counts_a_shared_page_once_where_rss_counts_it_per_process():
+    import mmap
+    import time
+
+    block = mmap.mmap(-1, 64 << 20)  # 64 MB shared with the child after fork
+    block.write(b"x" * (64 << 20))
+    parent_read, child_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child touches nothing new: it only shares the parent's pages
+        os.write(child_write, b"1")
+        time.sleep(30)  # killed by the parent once it has measured
+        os._exit(0)
+    try:
+        os.read(parent_read, 1)
+        rss = [bench._status_kb(p, b"VmRSS:") for p in (os.getpid(), pid)]
+        pss = [bench._pss_kb(p) for p in (os.getpid(), pid)]
+        assert all(v and v > 0 for v in rss + pss)
+        # The 64 MB counts in both RSS values, once in the two PSS values together.
+        assert sum(rss) - sum(pss) > 0.8 * (64 << 10)
+        assert all(p <= r for p, r in zip(pss, rss))
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        block.close()
+
+
 def test_module_to_touch_is_shared_but_not_universal():
     counts = {"spaces_code/__init__.py": 40, "spaces_code/runtime.py": 38, "spaces_code/masks.py": 10,
               "spaces_code/rope.py": 3}
