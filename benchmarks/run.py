@@ -159,9 +159,10 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def _status_kb(pid: int, field: bytes) -> int | None:
+def _status_kb(pid: int, field: bytes, source: str = "status") -> int | None:
+    """A ``field: N kB`` line of ``/proc/<pid>/<source>``."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
+        with open(f"/proc/{pid}/{source}", "rb") as fh:
             for line in fh:
                 if line.startswith(field):
                     return int(line.split()[1])
@@ -172,14 +173,7 @@ def _status_kb(pid: int, field: bytes) -> int | None:
 
 def _pss_kb(pid: int) -> int | None:
     """Proportional set size: each page shared by N processes counts 1/N in each (Linux >= 4.14)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return _status_kb(pid, b"Pss:", "smaps_rollup")
 
 
 class _MemoryWatch(threading.Thread):

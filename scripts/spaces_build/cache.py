@@ -28,15 +28,17 @@ from pathlib import Path
 SCHEMA = 2
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, then rename over ``path``: readers see old or new."""
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write to a temporary sibling, fsync, then rename over ``path``: readers see old or new.
+    ``durable=False`` skips the fsyncs, for caches whose loss after a crash only costs time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -44,6 +46,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -52,6 +56,20 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def prune_unused(folder: Path, pattern: str, used: set[Path], grace: float = 3600.0) -> None:
+    """Remove the files of ``folder`` matching ``pattern`` that this build did not use (``used``) and
+    nobody wrote for ``grace`` seconds (a build running beside this one may be using them)."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for path in folder.glob(pattern):
+        try:
+            if path not in used and now - path.stat().st_mtime > grace:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 @dataclasses.dataclass

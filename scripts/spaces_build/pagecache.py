@@ -25,12 +25,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
-import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
+
+from .cache import atomic_write, prune_unused
 
 TEMPLATE = "spaces-rendered.html"  # given to the theme's Jinja environment in the plugin's on_env
 # The stored page is an attribute of its own, not page.content: plugins that edit every page's
@@ -175,41 +174,26 @@ class PageCache:
             return None
 
     def commit(self) -> int:
-        """Write the staged entries (temporary file and rename: a reader sees a whole file or none)."""
+        """Write the staged entries (``cache.atomic_write``: a reader sees a whole file or none)."""
         if not self.staged:
             return 0
         for uri, text in self.staged_assets.items():  # before the entries that link them
-            _write(self.folder / "assets" / _asset_name(uri), text)
+            atomic_write(self.folder / "assets" / _asset_name(uri), text.encode("utf-8"), durable=False)
         for key, entry in self.staged.items():
-            _write(self.folder / f"{key}.json", json.dumps(entry, ensure_ascii=False))
+            atomic_write(self.folder / f"{key}.json", json.dumps(entry, ensure_ascii=False).encode("utf-8"),
+                         durable=False)  # a lost entry is rendered again
             self.used.add(key)
         count, self.staged, self.staged_assets = len(self.staged), {}, {}
         return count
 
-    def prune(self, grace_seconds: float = 3600) -> None:
-        """Drop entries no build used for ``grace_seconds`` (a build running beside this one keeps its own)."""
-        if not self.folder.is_dir():
-            return
-        now = time.time()
-        for path in self.folder.glob("*.json"):
-            try:
-                if path.stem not in self.used and now - path.stat().st_mtime > grace_seconds:
-                    path.unlink(missing_ok=True)
-            except OSError:
-                pass
+    def prune(self) -> None:
+        """Drop the entries no build used for an hour (``cache.prune_unused``)."""
+        prune_unused(self.folder, "*.json", {self.folder / f"{key}.json" for key in self.used})
 
 
 def _asset_name(uri: str) -> str:
     """A stored stylesheet's file name: its site path's own name, content-addressed already."""
     return uri.rsplit("/", 1)[-1]
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _toc(toc) -> list:
@@ -243,14 +227,3 @@ def rendered(entry: dict):
         self.meta["template"] = TEMPLATE
 
     return render
-
-
-class WarningCount(logging.Handler):
-    """Counts the warnings MkDocs and its plugins log during one build (as ``--strict`` does)."""
-
-    def __init__(self):
-        super().__init__(level=logging.WARNING)
-        self.count = 0
-
-    def emit(self, record) -> None:
-        self.count += 1

@@ -32,7 +32,6 @@ import json
 import logging
 import posixpath
 import sys
-import time
 import types
 from pathlib import Path
 from urllib.parse import urljoin
@@ -42,10 +41,10 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
-from mkdocs.utils import get_relative_url
+from mkdocs.utils import CountHandler, get_relative_url
 
 from . import engine, jupyter, notebooks, pagecache, parsing, render
-from .cache import Cache, atomic_write
+from .cache import Cache, atomic_write, prune_unused
 from .config import DEVICES, EngineError, Options
 from .embed import EmbedOutputsExtension
 from .discovery import pages_of
@@ -116,7 +115,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
         self.command = "build"
         self.state: _Build | None = None
         self.embed = EmbedOutputsExtension(source=self)
-        self.warnings: pagecache.WarningCount | None = None
+        self.warnings: CountHandler | None = None
 
     # ------------------------------------------------------------------------------------------
     # options and validation
@@ -171,7 +170,7 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
     def on_pre_build(self, config):
         # Generated pages are stored for the next build only if this one logs no warning.
         self._stop_counting()
-        self.warnings = pagecache.WarningCount()
+        self.warnings = CountHandler(level=logging.WARNING)  # MkDocs' own, as --strict counts them
         logging.getLogger("mkdocs").addHandler(self.warnings)
         jupyter.drop_torn_cache(config)
         if config.plugins.get("mkdocs-jupyter") is not None:
@@ -449,13 +448,13 @@ class SpacesPlugin(BasePlugin[SpacesConfig]):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(css, encoding="utf-8")
         if state.pages is not None:
-            stored = state.pages.commit() if self.warnings is not None and self.warnings.count == 0 else 0
+            stored = state.pages.commit() if self.warnings is not None and not self.warnings.get_counts() else 0
             log.info(f"Generated pages: {len(state.from_cache)} from .cache/pages, "
                      f"{len(state.pages.staged) + stored} rendered ({stored} stored)")
             state.pages.prune()
         self._stop_counting()
         Cache(state.root).prune(state.build.lookups)
-        _prune_code_html(state.root, state.code_html)
+        prune_unused(state.root / ".cache" / CODE_HTML_DIR, "*.html", state.code_html)  # highlighted sources
 
     def on_shutdown(self):
         self._stop_counting()
@@ -474,20 +473,6 @@ def _page_url_of(record, page, files):
         if f is not None:
             return get_relative_url(f.url, page.url)
     return None
-
-
-def _prune_code_html(root: Path, used: set[Path]) -> None:
-    """Drop highlighted sources no build used for an hour (the grace is for a build running beside us)."""
-    folder = root / ".cache" / CODE_HTML_DIR
-    if not folder.is_dir():
-        return
-    now = time.time()
-    for path in folder.glob("*.html"):
-        try:
-            if path not in used and now - path.stat().st_mtime > 3600:
-                path.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def validate_memoized(root: Path) -> list:
